@@ -1,0 +1,1 @@
+"""DuckDB schema and queries, and the attachment file store. Knows nothing of Graph."""
