@@ -52,6 +52,7 @@ def prepare(config: EmulatorConfig) -> tuple[EmulatorState, socket.socket, uvico
             log_level="warning",
             lifespan="off",
             timeout_keep_alive=30,
+            timeout_graceful_shutdown=2,
         )
     )
     return state, sock, server

@@ -39,10 +39,13 @@ def plan(
     arrived: Sequence[tuple[str, datetime.datetime]],
     timezone: str,
     now: datetime.datetime,
+    truncated: bool = False,
 ) -> NewMailPlan:
     """Which received dates have mail not seen before, and the cursor to keep.
 
-    `arrived` holds (message id, received time) of mail received since `query_since(cursor)`.
+    `arrived` holds (message id, received time) of mail received since `query_since(cursor)`,
+    newest first; `truncated` says Graph had more than that, so every date from `since` to the
+    newest message is asked for rather than only the dates seen.
     """
     since = query_since(cursor, now)
     state = json.loads(cursor) if cursor else {"high_water": since.isoformat(), "seen": []}
@@ -52,6 +55,9 @@ def plan(
 
     new = [(mid, received) for mid, received in arrived if mid not in seen]
     dates = sorted({received.astimezone(tz).date() for _, received in new})
+    if truncated and dates:
+        first = since.astimezone(tz).date()
+        dates = [first + datetime.timedelta(days=n) for n in range((dates[-1] - first).days + 1)]
     for _, received in new:
         high_water = max(high_water, received)
 

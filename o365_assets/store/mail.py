@@ -82,8 +82,14 @@ def upsert_messages(con: duckdb.DuckDBPyConnection, rows: Sequence[MessageRow]) 
     return UpsertCounts(new=new, changed=len(latest) - new)
 
 
-def mark_removed(con: duckdb.DuckDBPyConnection, ids: Iterable[str]) -> int:
-    """Flag messages Graph reported removed; their rows stay for lineage. Returns how many."""
+def mark_removed(
+    con: duckdb.DuckDBPyConnection, mailbox: str, folder: str, ids: Iterable[str]
+) -> int:
+    """Flag messages that left a folder; their rows stay for lineage. Returns how many.
+
+    Only rows filed under `folder` are touched: a message moved to another synced folder is
+    filed there by that folder's sync, whichever of the two runs first.
+    """
     id_list = list(dict.fromkeys(ids))
     if not id_list:
         return 0
@@ -91,8 +97,24 @@ def mark_removed(con: duckdb.DuckDBPyConnection, ids: Iterable[str]) -> int:
     return _count(
         con,
         "UPDATE mail.messages SET removed = true, synced_at = ? "
-        "WHERE id IN (SELECT unnest(?::VARCHAR[])) AND NOT removed RETURNING 1",
-        [now, id_list],
+        "WHERE mailbox = ? AND folder = ? AND id IN (SELECT unnest(?::VARCHAR[])) "
+        "AND NOT removed RETURNING 1",
+        [now, mailbox, folder, id_list],
+        rows=True,
+    )
+
+
+def mark_unseen_removed(
+    con: duckdb.DuckDBPyConnection, mailbox: str, folder: str, seen: Iterable[str]
+) -> int:
+    """After a sync from scratch listed every message of a folder: flag the ones it did not."""
+    now = datetime.datetime.now(datetime.UTC)
+    return _count(
+        con,
+        "UPDATE mail.messages SET removed = true, synced_at = ? "
+        "WHERE mailbox = ? AND folder = ? AND NOT removed "
+        "AND id NOT IN (SELECT unnest(?::VARCHAR[])) RETURNING 1",
+        [now, mailbox, folder, list(seen)],
         rows=True,
     )
 

@@ -47,3 +47,10 @@ def test_run_key_digest_depends_on_the_new_mail_only():
 
     assert one.digest == same.digest
     assert one.digest != other.digest
+
+
+def test_a_truncated_answer_asks_for_every_date_since_the_cursor():
+    first = newmail.plan(None, [("a", at(30))], "UTC", NOW)
+    plan = newmail.plan(first.cursor, [("z", at(1))], "UTC", NOW, truncated=True)
+
+    assert plan.dates == [datetime.date(2026, 12, 2), datetime.date(2026, 12, 3)]

@@ -45,12 +45,20 @@ def test_upsert_counts_new_and_changed_and_keeps_one_row_per_id(con):
 def test_removed_messages_stay_flagged_and_come_back_when_seen_again(con):
     mail.upsert_messages(con, [message("m1"), message("m2")])
 
-    assert mail.mark_removed(con, ["m1", "m1", "unknown"]) == 1
-    assert mail.mark_removed(con, ["m1"]) == 0
+    assert mail.mark_removed(con, "shared@example.com", "archive", ["m1"]) == 0
+    assert mail.mark_removed(con, "shared@example.com", "inbox", ["m1", "m1", "unknown"]) == 1
+    assert mail.mark_removed(con, "shared@example.com", "inbox", ["m1"]) == 0
     assert [m.id for m in mail.messages_received_on(con, "shared@example.com", DAY)] == ["m2"]
 
     mail.upsert_messages(con, [message("m1")])
     assert len(mail.messages_received_on(con, "shared@example.com", DAY)) == 2
+
+
+def test_a_sync_from_scratch_flags_what_it_did_not_list(con):
+    mail.upsert_messages(con, [message("m1"), message("m2"), message("m3")])
+
+    assert mail.mark_unseen_removed(con, "shared@example.com", "inbox", ["m2"]) == 2
+    assert [m.id for m in mail.messages_received_on(con, "shared@example.com", DAY)] == ["m2"]
 
 
 def test_sync_state_is_replaced_and_cleared(con):

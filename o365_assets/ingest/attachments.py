@@ -1,0 +1,533 @@
+"""One received date's attachments: list, judge, download what may be kept, store, record.
+
+Every attachment seen gets exactly one row in `mail.attachments`, kept or not, and so does
+everything found inside an attached email or a zip archive, with a link to its parent. Bytes go
+from Graph to a temporary file of the store in a stream, are hashed on the way, judged by
+their real type, and only then renamed into place; identical content is stored once.
+"""
+
+import datetime
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+
+import duckdb
+
+from o365_assets.graph import GraphClient
+from o365_assets.graph.errors import GraphError
+from o365_assets.graph.models import (
+    AnyAttachment,
+    FileAttachment,
+    ItemAttachment,
+    ReferenceAttachment,
+)
+from o365_assets.selection import (
+    ArchiveError,
+    Candidate,
+    Decision,
+    Rules,
+    decide,
+    detect_type,
+    is_signature_logo,
+    iter_zip_members,
+    read_mime,
+    read_tnef,
+    screen,
+)
+from o365_assets.selection.mime import Part
+from o365_assets.store import mail
+from o365_assets.store.files import FileStore, Received, StoreError
+from o365_assets.store.schema import FAILED, KEPT, QUARANTINED, SKIPPED
+
+log = logging.getLogger(__name__)
+
+IMAGE_TYPES = frozenset({"png", "jpeg", "gif", "bmp", "tiff", "webp", "svg", "ico", "emf", "wmf"})
+
+
+@dataclass
+class CollectReport:
+    """What one partition's collection did; `rows` is what `mail.attachments` now holds."""
+
+    messages: int = 0
+    downloaded: int = 0
+    reused: int = 0
+    bytes_written: int = 0
+    rows: list[mail.AttachmentRow] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def seen(self) -> int:
+        return len(self.rows)
+
+    def count(self, decision: str) -> int:
+        return sum(1 for row in self.rows if row.decision == decision)
+
+    @property
+    def kept(self) -> int:
+        return self.count(KEPT)
+
+    @property
+    def skipped(self) -> int:
+        return self.count(SKIPPED)
+
+    @property
+    def quarantined(self) -> int:
+        return self.count(QUARANTINED)
+
+    @property
+    def failed(self) -> int:
+        return self.count(FAILED)
+
+    def reason_counts(self) -> list[tuple[str, str, int]]:
+        counts = Counter((row.decision, row.reason or "") for row in self.rows)
+        return [(d, r, n) for (d, r), n in sorted(counts.items(), key=lambda i: (i[0][0], -i[1]))]
+
+
+@dataclass(frozen=True)
+class _Listed:
+    """One attachment as Graph listed it, with its message."""
+
+    message: mail.MessageRow
+    attachment: AnyAttachment
+    candidate: Candidate
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.message.id, self.attachment.id)
+
+
+@dataclass
+class _Fetched:
+    received: Received | None = None
+    error: str | None = None
+
+
+def collect_partition(
+    client: GraphClient,
+    con: duckdb.DuckDBPyConnection,
+    store: FileStore,
+    rules: Rules,
+    mailbox: str,
+    day: datetime.date,
+) -> CollectReport:
+    """Collect the attachments of the mail received on `day` and record every decision.
+
+    A second run holds what the first stored: files present with their recorded sha256 are
+    not downloaded again, missing or damaged ones are fetched and repaired.
+    """
+    store.sweep_temps()
+    report = CollectReport()
+    messages = mail.messages_received_on(con, mailbox, day)
+    report.messages = len(messages)
+    previous = {(r.message_id, r.attachment_id): r for r in mail.attachments_for_date(con, day)}
+
+    listed = _list(client, mailbox, messages)
+    collector = _Collector(client, con, store, rules, mailbox, day, report)
+    collector.run(listed, previous)
+
+    mail.replace_attachments_for_date(con, day, report.rows)
+    return report
+
+
+def _list(client: GraphClient, mailbox: str, messages: Sequence[mail.MessageRow]) -> list[_Listed]:
+    # Every message is asked, not only those Graph flags `hasAttachments`: a message whose only
+    # attachments are inline images is flagged false, and those must be accounted for too.
+    by_message = client.list_attachments(mailbox, [m.id for m in messages])
+    listed = []
+    for message in messages:
+        for attachment in by_message.get(message.id, []):
+            listed.append(_Listed(message, attachment, _candidate(message, attachment)))
+    return listed
+
+
+def _candidate(message: mail.MessageRow, attachment: AnyAttachment) -> Candidate:
+    kind = {FileAttachment: "file", ItemAttachment: "item", ReferenceAttachment: "reference"}
+    return Candidate(
+        name=attachment.name,
+        content_type=attachment.content_type,
+        size=attachment.size,
+        kind=kind[type(attachment)],  # type: ignore[arg-type]
+        is_inline=attachment.is_inline,
+        sender=message.sender,
+        subject=message.subject,
+    )
+
+
+class _Collector:
+    def __init__(
+        self,
+        client: GraphClient,
+        con: duckdb.DuckDBPyConnection,
+        store: FileStore,
+        rules: Rules,
+        mailbox: str,
+        day: datetime.date,
+        report: CollectReport,
+    ) -> None:
+        self.client = client
+        self.con = con
+        self.store = store
+        self.rules = rules
+        self.mailbox = mailbox
+        self.day = day
+        self.report = report
+        # Content hash -> messages it came with in this run, for recurring-logo detection.
+        self.hash_messages: dict[str, set[str]] = {}
+        # Content hash -> stored path, for content stored once within this run.
+        self.stored: dict[str, str] = {}
+
+    def run(
+        self, listed: Sequence[_Listed], previous: dict[tuple[str, str], mail.AttachmentRow]
+    ) -> None:
+        screened: dict[tuple[str, str], Decision] = {}
+        to_fetch: list[_Listed] = []
+        for item in listed:
+            decision = screen(item.candidate, self.rules)
+            if decision is not None:
+                screened[item.key] = decision
+                continue
+            held = previous.get(item.key)
+            if held is None or not self._holds(held):
+                to_fetch.append(item)
+
+        fetched = self._fetch_all(to_fetch)
+
+        for item in listed:
+            if item.key in screened:
+                self._record_unread(item, screened[item.key])
+            elif item.key in fetched:
+                self._judge_fetched(item, fetched[item.key])
+            else:
+                self._judge_held(item, previous[item.key])
+
+    # -- what is already held ------------------------------------------------------------------
+
+    def _holds(self, row: mail.AttachmentRow) -> bool:
+        """A previous run kept this attachment and its file is still whole."""
+        return (
+            row.decision == KEPT
+            and row.path is not None
+            and row.sha256 is not None
+            and self.store.verify(row.path, row.sha256)
+        )
+
+    def _judge_held(self, item: _Listed, held: mail.AttachmentRow) -> None:
+        assert held.path is not None and held.sha256 is not None
+        self.report.reused += 1
+        with self.store.open(held.path) as stream:
+            detected = detect_type(stream, item.attachment.name, item.attachment.content_type)
+        candidate = replace(item.candidate, detected=detected, size=held.size)
+        decision = self._decide(candidate, held.sha256, held.size or 0, item.message.id)
+        path = held.path if decision.decision == KEPT else None
+        self._row(item, decision, sha256=held.sha256, size=held.size, path=path)
+        self.stored.setdefault(held.sha256, held.path)
+        if decision.unpack:
+            self._unpack(item.message, item.attachment.id, candidate, decision, held.path)
+
+    # -- downloads -----------------------------------------------------------------------------
+
+    def _fetch_all(self, items: Sequence[_Listed]) -> dict[tuple[str, str], _Fetched]:
+        """Download in parallel, as many at once as the client lets through per mailbox."""
+        if not items:
+            return {}
+        workers = max(1, self.client.settings.max_concurrency)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="download") as pool:
+            results = pool.map(self._fetch, items)
+            return {item.key: result for item, result in zip(items, results, strict=True)}
+
+    def _fetch(self, item: _Listed) -> _Fetched:
+        cap = int(self.rules.size_cap)
+
+        def consume(chunks: Iterator[bytes]) -> Received:
+            return self.store.receive(chunks, max_size=cap)
+
+        try:
+            received = self.client.download_attachment(
+                self.mailbox, item.message.id, item.attachment, consume
+            )
+        except (GraphError, StoreError, OSError) as exc:
+            log.warning(
+                "download of attachment %s of message %s failed: %s",
+                item.attachment.id,
+                item.message.id,
+                exc,
+            )
+            return _Fetched(error=f"download failed: {exc}")
+        return _Fetched(received=received)
+
+    def _judge_fetched(self, item: _Listed, fetched: _Fetched) -> None:
+        if fetched.received is None:
+            self._row(item, Decision(FAILED, fetched.error or "download failed", None))
+            self.report.problems.append(
+                f"attachment {item.attachment.name!r} of message {item.message.id}: {fetched.error}"
+            )
+            return
+        received = fetched.received
+        self.report.downloaded += 1
+
+        with self.store.open(received.path) as stream:
+            detected = detect_type(stream, item.attachment.name, item.attachment.content_type)
+        candidate = replace(item.candidate, detected=detected, size=received.size)
+        if isinstance(item.attachment, FileAttachment) and received.size > item.attachment.size:
+            # Graph's size counts the attachment item, so it is never below the content's.
+            candidate = replace(
+                candidate,
+                problem=f"received {received.size} bytes, more than the {item.attachment.size} "
+                "Graph announced",
+            )
+        decision = self._decide(candidate, received.sha256, received.size, item.message.id)
+
+        path = None
+        if decision.decision == KEPT:
+            path = self._keep(
+                received, item.attachment.name, item.candidate.kind, key="/".join(item.key)
+            )
+        self._row(item, decision, sha256=received.sha256, size=received.size, path=path)
+        if decision.unpack:
+            source = path if path is not None else received.path
+            self._unpack(item.message, item.attachment.id, candidate, decision, source)
+        if path is None:
+            self.store.discard(received)
+
+    def _keep(self, received: Received, name: str | None, kind: str, key: str) -> str:
+        """Store received bytes once: reuse a file already holding them, else commit."""
+        known = self.stored.get(received.sha256) or mail.path_for_sha256(self.con, received.sha256)
+        if known is not None and self.store.verify(known, received.sha256):
+            self.store.discard(received)
+            return known
+        if kind == "item" and not (name or "").lower().endswith(".eml"):
+            name = f"{name or 'attached message'}.eml"
+        path = self.store.commit(received, self.day, name, key=key)
+        self.stored[received.sha256] = path
+        self.report.bytes_written += received.size
+        return path
+
+    # -- decisions -----------------------------------------------------------------------------
+
+    def _decide(self, candidate: Candidate, sha256: str, size: int, message_id: str) -> Decision:
+        detected = candidate.detected
+        if detected is not None and detected.type in IMAGE_TYPES:
+            messages = self.hash_messages.setdefault(sha256, set())
+            messages.add(message_id)
+            seen = len(messages | self._messages_elsewhere(sha256))
+            if is_signature_logo(sha256, size, seen, self.rules.logos):
+                candidate = replace(candidate, recurring_logo=True)
+        return decide(candidate, self.rules)
+
+    def _messages_elsewhere(self, sha256: str) -> set[str]:
+        rows = self.con.execute(
+            "SELECT DISTINCT message_id FROM mail.attachments "
+            "WHERE sha256 = ? AND received_date <> ?",
+            [sha256, self.day],
+        ).fetchall()
+        return {row[0] for row in rows}
+
+    def _record_unread(self, item: _Listed, decision: Decision) -> None:
+        source_url = (
+            item.attachment.source_url if isinstance(item.attachment, ReferenceAttachment) else None
+        )
+        self._row(item, decision, size=item.attachment.size, source_url=source_url)
+
+    def _row(
+        self,
+        item: _Listed,
+        decision: Decision,
+        *,
+        sha256: str | None = None,
+        size: int | None = None,
+        path: str | None = None,
+        source_url: str | None = None,
+    ) -> None:
+        self.report.rows.append(
+            mail.AttachmentRow(
+                message_id=item.message.id,
+                attachment_id=item.attachment.id,
+                parent_attachment_id=None,
+                name=item.attachment.name,
+                content_type=item.attachment.content_type,
+                detected_type=decision.detected_type,
+                size=size if size is not None else item.attachment.size,
+                kind=item.candidate.kind,
+                is_inline=item.attachment.is_inline,
+                decision=decision.decision,
+                reason=decision.reason,
+                sha256=sha256,
+                path=path,
+                source_url=source_url,
+                received_date=self.day,
+            )
+        )
+
+    # -- containers ----------------------------------------------------------------------------
+
+    def _unpack(
+        self,
+        message: mail.MessageRow,
+        parent_id: str,
+        parent: Candidate,
+        decision: Decision,
+        path: str,
+    ) -> None:
+        """Judge what an attached email, TNEF file or zip holds, each with its own row."""
+        if decision.unpack == "zip":
+            self._unpack_zip(message, parent_id, parent, path)
+            return
+        with self.store.open(path) as stream:
+            data = stream.read()
+        if decision.unpack == "mime":
+            mime = read_mime(data)
+            parts = [(p, mime.is_cid_referenced(p)) for p in mime.attachments]
+        else:
+            parts = [(p, False) for p in read_tnef(data).attachments]
+        for index, (part, cid_referenced) in enumerate(parts):
+            child_id = f"{parent_id}/{index}"
+            child = parent.child_part(part, cid_referenced=cid_referenced)
+            self._judge_part(
+                message,
+                parent_id,
+                child_id,
+                child,
+                part.name,
+                part.content_type,
+                lambda part=part: iter([part.data]),
+                part,
+            )
+
+    def _unpack_zip(
+        self, message: mail.MessageRow, parent_id: str, parent: Candidate, path: str
+    ) -> None:
+        with self.store.open(path) as stream:
+            try:
+                for index, member in enumerate(iter_zip_members(stream, self.rules.archives)):
+                    child_id = f"{parent_id}/{index}"
+                    child = parent.child(
+                        member.name, None, member.size, "zip_member", problem=member.problem
+                    )
+                    self._judge_part(
+                        message,
+                        parent_id,
+                        child_id,
+                        child,
+                        member.name,
+                        None,
+                        member.chunks if not member.problem else None,
+                        None,
+                    )
+            except ArchiveError as exc:
+                # The archive itself is recorded already; what could not be read is said here.
+                self._part_row(
+                    message,
+                    parent_id,
+                    f"{parent_id}/!",
+                    None,
+                    None,
+                    Decision(QUARANTINED, f"archive could not be read whole: {exc}", None),
+                    kind="zip_member",
+                )
+
+    def _judge_part(
+        self,
+        message: mail.MessageRow,
+        parent_id: str,
+        child_id: str,
+        child: Candidate,
+        name: str | None,
+        content_type: str | None,
+        chunks: Callable[[], Iterator[bytes]] | None,
+        part: Part | None,
+    ) -> None:
+        kind = child.kind
+        decision = screen(child, self.rules)
+        if decision is not None or chunks is None:
+            decision = decision or decide(child, self.rules)
+            self._part_row(
+                message,
+                parent_id,
+                child_id,
+                name,
+                content_type,
+                decision,
+                kind=kind,
+                size=child.size,
+            )
+            return
+
+        try:
+            received = self.store.receive(chunks(), max_size=int(self.rules.size_cap))
+        except (ArchiveError, StoreError) as exc:
+            reason = f"could not be read: {exc}"
+            status = QUARANTINED if isinstance(exc, ArchiveError) else FAILED
+            self._part_row(
+                message,
+                parent_id,
+                child_id,
+                name,
+                content_type,
+                Decision(status, reason, None),
+                kind=kind,
+                size=child.size,
+            )
+            return
+
+        with self.store.open(received.path) as stream:
+            detected = detect_type(stream, name, content_type)
+        candidate = replace(child, detected=detected, size=received.size)
+        decision = self._decide(candidate, received.sha256, received.size, message.id)
+        path = None
+        if decision.decision == KEPT:
+            path = self._keep(received, name, kind, key=f"{message.id}/{child_id}")
+        self._part_row(
+            message,
+            parent_id,
+            child_id,
+            name,
+            content_type,
+            decision,
+            kind=kind,
+            size=received.size,
+            sha256=received.sha256,
+            path=path,
+            is_inline=child.is_inline,
+        )
+        if decision.unpack:
+            self._unpack(message, child_id, candidate, decision, path or received.path)
+        if path is None:
+            self.store.discard(received)
+
+    def _part_row(
+        self,
+        message: mail.MessageRow,
+        parent_id: str,
+        child_id: str,
+        name: str | None,
+        content_type: str | None,
+        decision: Decision,
+        *,
+        kind: str,
+        size: int | None = None,
+        sha256: str | None = None,
+        path: str | None = None,
+        is_inline: bool | None = None,
+        source_url: str | None = None,
+    ) -> None:
+        self.report.rows.append(
+            mail.AttachmentRow(
+                message_id=message.id,
+                attachment_id=child_id,
+                parent_attachment_id=parent_id,
+                name=name,
+                content_type=content_type,
+                detected_type=decision.detected_type,
+                size=size,
+                kind=kind,
+                is_inline=is_inline,
+                decision=decision.decision,
+                reason=decision.reason,
+                sha256=sha256,
+                path=path,
+                source_url=source_url,
+                received_date=self.day,
+            )
+        )
