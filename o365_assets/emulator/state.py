@@ -46,6 +46,8 @@ class FaultSettings(BaseModel):
     drop_rate: float = Field(default=0.0, ge=0, le=1)
     retry_after_s: float = Field(default=1.0, ge=0)
     token_lifetime_s: int = Field(default=3600, ge=1)
+    # Entra's default: a refresh token unused for 90 days stops working.
+    refresh_token_lifetime_s: int = Field(default=90 * 24 * 3600, ge=1)
 
 
 class MailboxSettings(BaseModel):
@@ -86,6 +88,9 @@ class AppRegistration:
     mailboxes: list[str] = field(default_factory=list)
     delegated_scopes: list[str] = field(default_factory=list)
     public_client: bool = False
+    # Where /authorize may send the user back. A registered loopback address
+    # (http://localhost) admits any port, as Entra does for desktop apps.
+    redirect_uris: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -154,6 +159,10 @@ def build_state(config: EmulatorConfig) -> EmulatorState:
             mailboxes=[config.mailbox],
             delegated_scopes=["Mail.Read", "Mail.Read.Shared", "User.Read"],
             public_client=True,
+            redirect_uris=[
+                "http://localhost",
+                "https://login.microsoftonline.com/common/oauth2/nativeclient",
+            ],
         ),
         UNSCOPED_CLIENT_ID: AppRegistration(
             client_id=UNSCOPED_CLIENT_ID,
