@@ -1,5 +1,4 @@
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from o365_assets.defs.partitions import (
     partition_date,
@@ -7,7 +6,12 @@ from o365_assets.defs.partitions import (
     received_date_partitions_def,
 )
 from o365_assets.defs.render import markdown_table, table_schema
-from o365_assets.defs.resources import FileStoreResource, GraphResource, RulesResource
+from o365_assets.defs.resources import (
+    FileStoreResource,
+    GraphResource,
+    MailDatabaseResource,
+    RulesResource,
+)
 from o365_assets.ingest.attachments import collect_partition
 from o365_assets.ingest.checks import attachment_checks, staging_checks, unique_message_ids
 from o365_assets.ingest.index import sync_index
@@ -57,7 +61,7 @@ def token(context: dg.AssetExecutionContext, graph: GraphResource) -> dg.Materia
     ],
 )
 def message_index(
-    context: dg.AssetExecutionContext, graph: GraphResource, duckdb: DuckDBResource
+    context: dg.AssetExecutionContext, graph: GraphResource, duckdb: MailDatabaseResource
 ) -> dg.MaterializeResult:
     """Every message of the shared mailbox's folders, kept current by Graph delta queries in
     `mail.messages`; messages gone from the mailbox stay, flagged `removed`."""
@@ -124,7 +128,7 @@ def message_index(
 def attachment_files(
     context: dg.AssetExecutionContext,
     graph: GraphResource,
-    duckdb: DuckDBResource,
+    duckdb: MailDatabaseResource,
     files: FileStoreResource,
     rules: RulesResource,
 ) -> dg.MaterializeResult:
@@ -189,7 +193,7 @@ def attachment_files(
 )
 def parsed_staging(
     context: dg.AssetExecutionContext,
-    duckdb: DuckDBResource,
+    duckdb: MailDatabaseResource,
     files: FileStoreResource,
     rules: RulesResource,
 ) -> dg.MaterializeResult:

@@ -4,6 +4,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 from dagster_duckdb import DuckDBResource
 from pydantic import PrivateAttr
 
@@ -73,6 +74,18 @@ class GraphResource(dg.ConfigurableResource):
         return {name: value for name, value in values.items() if value}
 
 
+class MailDatabaseResource(DuckDBResource):
+    """The project's DuckDB file; its folder is made on first use, and every connection is
+    closed when its block ends."""
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self.database != ":memory:":
+            Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+        with super().get_connection() as con:
+            yield con
+
+
 class FileStoreResource(dg.ConfigurableResource):
     """The attachment file store: a folder by received date under the data directory."""
 
@@ -117,7 +130,7 @@ def build_resources() -> dict[str, object]:
             ca_bundle=_env("O365_CA_BUNDLE"),
             data_dir=directory,
         ),
-        "duckdb": DuckDBResource(database=str(Path(directory) / "o365.duckdb")),
+        "duckdb": MailDatabaseResource(database=str(Path(directory) / "o365.duckdb")),
         "files": FileStoreResource(data_dir=directory),
         "rules": RulesResource(path=_env("O365_RULES")),
     }

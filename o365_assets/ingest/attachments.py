@@ -7,6 +7,7 @@ their real type, and only then renamed into place; identical content is stored o
 """
 
 import datetime
+import hashlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -155,6 +156,11 @@ def _candidate(message: mail.MessageRow, attachment: AnyAttachment) -> Candidate
     )
 
 
+def rules_fingerprint(rules: Rules) -> str:
+    """A short digest of the rules in force, stored with each decision."""
+    return hashlib.sha256(rules.model_dump_json().encode()).hexdigest()[:16]
+
+
 class _Collector:
     def __init__(
         self,
@@ -177,11 +183,13 @@ class _Collector:
         self.hash_messages: dict[str, set[str]] = {}
         # Content hash -> stored path, for content stored once within this run.
         self.stored: dict[str, str] = {}
+        self.rules_digest = rules_fingerprint(rules)
 
     def run(
         self, listed: Sequence[_Listed], previous: dict[tuple[str, str], mail.AttachmentRow]
     ) -> None:
         screened: dict[tuple[str, str], Decision] = {}
+        settled: dict[tuple[str, str], list[mail.AttachmentRow]] = {}
         to_fetch: list[_Listed] = []
         for item in listed:
             decision = screen(item.candidate, self.rules)
@@ -189,7 +197,12 @@ class _Collector:
                 screened[item.key] = decision
                 continue
             held = previous.get(item.key)
-            if held is None or not self._holds(held):
+            if held is not None and self._holds(held):
+                continue
+            earlier = self._settled_rows(item, held, previous) if held is not None else None
+            if earlier is not None:
+                settled[item.key] = earlier
+            else:
                 to_fetch.append(item)
 
         fetched = self._fetch_all(to_fetch)
@@ -197,10 +210,43 @@ class _Collector:
         for item in listed:
             if item.key in screened:
                 self._record_unread(item, screened[item.key])
+            elif item.key in settled:
+                self.report.rows.extend(settled[item.key])
             elif item.key in fetched:
                 self._judge_fetched(item, fetched[item.key])
             else:
                 self._judge_held(item, previous[item.key])
+
+    def _settled_rows(
+        self,
+        item: _Listed,
+        held: mail.AttachmentRow,
+        previous: dict[tuple[str, str], mail.AttachmentRow],
+    ) -> list[mail.AttachmentRow] | None:
+        """The rows of an attachment judged on its bytes and not kept, under the same rules:
+        the same bytes would get the same verdict, so they are not fetched again. Whatever it
+        held and kept must still be whole, else it is fetched again to repair that."""
+        if (
+            held.sha256 is None
+            or held.decision in (KEPT, FAILED)
+            or held.rules_digest != self.rules_digest
+            or held.size is None
+            or held.size > item.attachment.size
+        ):
+            return None
+        prefix = f"{held.attachment_id}/"
+        inside = [
+            row
+            for (message_id, attachment_id), row in previous.items()
+            if message_id == held.message_id and attachment_id.startswith(prefix)
+        ]
+        if any(row.decision == KEPT and not self._holds(row) for row in inside):
+            return None
+        for row in inside:
+            if row.decision == KEPT and row.sha256 and row.path:
+                self.stored.setdefault(row.sha256, row.path)
+        self.report.reused += sum(1 for row in inside if row.decision == KEPT)
+        return [held, *sorted(inside, key=lambda row: row.attachment_id)]
 
     # -- what is already held ------------------------------------------------------------------
 
@@ -357,6 +403,7 @@ class _Collector:
                 path=path,
                 source_url=source_url,
                 received_date=self.day,
+                rules_digest=self.rules_digest,
             )
         )
 
@@ -529,5 +576,6 @@ class _Collector:
                 path=path,
                 source_url=source_url,
                 received_date=self.day,
+                rules_digest=self.rules_digest,
             )
         )

@@ -41,6 +41,8 @@ class AttachmentRow:
     path: str | None
     source_url: str | None
     received_date: datetime.date | None
+    # Which rules decided it: a decision taken on bytes under the same rules is reused as is.
+    rules_digest: str | None = None
 
 
 _MESSAGE_COLUMNS = [f.name for f in fields(MessageRow)]

@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS mail.attachments (
     path VARCHAR,
     source_url VARCHAR,
     received_date DATE,
+    rules_digest VARCHAR,
     decided_at TIMESTAMPTZ NOT NULL
 );
 
@@ -65,7 +66,9 @@ CREATE TABLE IF NOT EXISTS mail.parse_log (
     staging_table VARCHAR,
     rows BIGINT,
     error VARCHAR,
-    parsed_at TIMESTAMPTZ NOT NULL
+    parsed_at TIMESTAMPTZ NOT NULL,
+    route VARCHAR,
+    notes VARCHAR
 );
 """
 
