@@ -36,7 +36,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def prepare(config: EmulatorConfig) -> tuple[EmulatorState, socket.socket, uvicorn.Server]:
+def prepare(
+    config: EmulatorConfig, loop: str = "auto"
+) -> tuple[EmulatorState, socket.socket, uvicorn.Server]:
     state = build_state(config)
     sock = bind_socket(config.host, config.port)
     port = sock.getsockname()[1]
@@ -53,6 +55,7 @@ def prepare(config: EmulatorConfig) -> tuple[EmulatorState, socket.socket, uvico
             lifespan="off",
             timeout_keep_alive=30,
             timeout_graceful_shutdown=2,
+            loop=loop,
         )
     )
     return state, sock, server
@@ -65,7 +68,9 @@ class ThreadedEmulator:
     """
 
     def __init__(self, config: EmulatorConfig) -> None:
-        self.state, self._sock, self._server = prepare(config)
+        # The standard event loop: it closes the connections it still holds at shutdown
+        # without complaint, where uvloop warns of each one.
+        self.state, self._sock, self._server = prepare(config, loop="asyncio")
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
         )
