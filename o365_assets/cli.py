@@ -30,6 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     login = commands.add_parser("login", help="one-time delegated sign-in; runs refresh silently")
     login.add_argument("--device-code", action="store_true", help="for a machine without browser")
+    login.add_argument(
+        "--no-browser", action="store_true", help="print the sign-in address instead of opening it"
+    )
     login.set_defaults(handler=_login)
 
     doctor = commands.add_parser("doctor", help="check configuration, credential and mailbox")
@@ -84,27 +87,40 @@ def _emulator(args: argparse.Namespace) -> int:
 
 
 def _login(args: argparse.Namespace) -> int:
-    from o365_assets.graph import GraphSettings, login
-    from o365_assets.graph.errors import AuthError
+    from o365_assets.doctor import settings_from_environment
+    from o365_assets.graph import AuthError, ConfigurationError, login
 
-    settings = GraphSettings.from_env()
+    if not os.environ.get("O365_TENANT_ID"):
+        # Demo mode: sign in to the emulator's demo tenant, as a real tenant would ask.
+        os.environ.setdefault("O365_AUTH_MODE", "delegated")
     try:
-        account = login(settings, device_code=args.device_code)
-    except AuthError as exc:
+        settings, _ = settings_from_environment(_data_dir())
+        facts = login(
+            settings,
+            device_code=args.device_code,
+            open_browser=not args.no_browser,
+            show=lambda text: print(text, flush=True),
+        )
+    except (AuthError, ConfigurationError) as exc:
         print(f"Sign-in failed: {exc}", file=sys.stderr)
         return 1
-    print(f"Signed in as {account}. Later runs refresh the token silently.")
+    print(
+        f"Signed in as {facts.user}. The token cache is {facts.token_cache}; "
+        "runs now refresh the token silently."
+    )
     return 0
 
 
 def _doctor(args: argparse.Namespace) -> int:
+    from o365_assets.demo import emulator_scope
     from o365_assets.doctor import run_checks
 
     ok = True
-    for check in run_checks(_data_dir()):
-        mark = "ok " if check.ok else "FAIL"
-        print(f"[{mark}] {check.name}: {check.detail}")
-        ok = ok and check.ok
+    with emulator_scope(_data_dir()):
+        for check in run_checks(_data_dir()):
+            mark = "ok " if check.ok else "FAIL"
+            print(f"[{mark}] {check.name}: {check.detail}", flush=True)
+            ok = ok and check.ok
     return 0 if ok else 1
 
 

@@ -4,8 +4,12 @@ This module and the CLI are the only parts of the pipeline that import the emula
 """
 
 import logging
+import os
+import signal
 import ssl
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +56,24 @@ def ensure_emulator(data_dir: Path) -> dict[str, Any]:
         process.pid,
     )
     return process.info
+
+
+def stop_emulator(data_dir: Path) -> None:
+    """Stop the demo emulator of this data folder, if one runs."""
+    info = running_emulator(data_dir)
+    if info is not None:
+        os.kill(int(info["pid"]), signal.SIGTERM)
+
+
+@contextmanager
+def emulator_scope(data_dir: Path) -> Iterator[None]:
+    """Leave things as found: a demo emulator started inside the block is stopped after it."""
+    was_running = running_emulator(data_dir) is not None
+    try:
+        yield
+    finally:
+        if not was_running:
+            stop_emulator(data_dir)
 
 
 def demo_env(data_dir: Path) -> dict[str, str]:

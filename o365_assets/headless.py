@@ -5,7 +5,6 @@ Runs are recorded in the instance, so `make dev` shows them afterwards in the UI
 
 import datetime
 import os
-import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import duckdb
 
 from o365_assets.defs.partitions import received_date_partitions_def
 from o365_assets.defs.resources import data_dir
+from o365_assets.ingest.checks import qualified_staging_table
 
 
 @dataclass
@@ -53,15 +53,13 @@ class RunSummary:
 def run_everything() -> RunSummary:
     """Check the credential, sync the index, then collect and stage every date that has mail."""
     from o365_assets.definitions import defs
-    from o365_assets.demo import running_emulator
+    from o365_assets.demo import emulator_scope
 
     directory = Path(data_dir())
-    demo = not os.environ.get("O365_TENANT_ID")
-    emulator_was_running = running_emulator(directory) is not None if demo else True
-    summary = RunSummary(demo=demo)
+    summary = RunSummary(demo=not os.environ.get("O365_TENANT_ID"))
     instance = dg.DagsterInstance.get()
 
-    try:
+    with emulator_scope(directory):
         index = defs.resolve_job_def("index_job").execute_in_process(
             instance=instance, raise_on_error=False
         )
@@ -80,9 +78,6 @@ def run_everything() -> RunSummary:
                 summary.ok = False
                 summary.failures.append(f"partition {day} failed")
         _fill(summary, database, directory)
-    finally:
-        if demo and not emulator_was_running:
-            _stop_demo_emulator(directory)
     return summary
 
 
@@ -115,19 +110,9 @@ def _fill(summary: RunSummary, database: Path, directory: Path) -> None:
                 "SELECT status, count(*) FROM mail.parse_log GROUP BY 1 ORDER BY 1"
             ).fetchall()
         ]
-        summary.staged_rows = [
-            (f"staging.{table}", int(n))
-            for table, n in con.execute(
-                "SELECT table_name, estimated_size FROM duckdb_tables() "
-                "WHERE schema_name = 'staging' ORDER BY 1"
-            ).fetchall()
-        ]
-
-
-def _stop_demo_emulator(directory: Path) -> None:
-    """Stop the emulator this command started, so `make run` leaves nothing running."""
-    from o365_assets.demo import running_emulator
-
-    info = running_emulator(directory)
-    if info is not None:
-        os.kill(int(info["pid"]), signal.SIGTERM)
+        tables = con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'staging' ORDER BY 1"
+        ).fetchall()
+        for (table,) in tables:
+            counted = con.execute(f"SELECT count(*) FROM {qualified_staging_table(table)}")
+            summary.staged_rows.append((f"staging.{table}", int(counted.fetchone()[0])))
