@@ -21,9 +21,7 @@ def environment(info: dict, data_dir: Path, **overrides: str) -> dict[str, str]:
     return {**env, **pipeline_env(info), "O365_DATA_DIR": str(data_dir), **overrides}
 
 
-def test_doctor_passes_for_a_granted_app_and_names_the_missing_grant_otherwise(
-    emulator, tmp_path
-):
+def test_doctor_passes_for_a_granted_app_and_names_the_missing_grant_otherwise(emulator, tmp_path):
     granted = subprocess.run(
         [*COMMAND, "doctor"],
         env=environment(emulator.info, tmp_path),

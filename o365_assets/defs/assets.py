@@ -141,7 +141,9 @@ def attachment_files(
 
     with graph.client() as client, duckdb.get_connection() as con:
         ensure_schema(con)
-        report = collect_partition(client, con, store, rules.rules(), settings.mailbox, day)
+        report = collect_partition(
+            client, con, store, rules.rules(), settings.mailbox, day, partition_timezone()
+        )
         checks = attachment_checks(con, store, day)
 
     for problem in report.problems:

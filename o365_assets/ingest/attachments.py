@@ -13,6 +13,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
+from zoneinfo import ZoneInfo
 
 import duckdb
 
@@ -112,6 +114,7 @@ def collect_partition(
     rules: Rules,
     mailbox: str,
     day: datetime.date,
+    timezone: str,
 ) -> CollectReport:
     """Collect the attachments of the mail received on `day` and record every decision.
 
@@ -124,7 +127,7 @@ def collect_partition(
     report.messages = len(messages)
     previous = {(r.message_id, r.attachment_id): r for r in mail.attachments_for_date(con, day)}
 
-    listed = _list(client, mailbox, messages)
+    listed = _list(client, mailbox, messages, day, timezone)
     collector = _Collector(client, con, store, rules, mailbox, day, report)
     collector.run(listed, previous)
 
@@ -132,15 +135,46 @@ def collect_partition(
     return report
 
 
-def _list(client: GraphClient, mailbox: str, messages: Sequence[mail.MessageRow]) -> list[_Listed]:
-    # Every message is asked, not only those Graph flags `hasAttachments`: a message whose only
-    # attachments are inline images is flagged false, and those must be accounted for too.
-    by_message = client.list_attachments(mailbox, [m.id for m in messages])
-    listed = []
-    for message in messages:
-        for attachment in by_message.get(message.id, []):
-            listed.append(_Listed(message, attachment, _candidate(message, attachment)))
-    return listed
+def _list(
+    client: GraphClient,
+    mailbox: str,
+    messages: Sequence[mail.MessageRow],
+    day: datetime.date,
+    timezone: str,
+) -> list[_Listed]:
+    """The attachments of the day's messages, from one listing per folder with the
+    attachments' metadata expanded (a request per 1,000 messages, not one per message).
+
+    Every message is asked, not only those Graph flags `hasAttachments`: a message whose only
+    attachments are inline images is flagged false, and those must be accounted for too.
+    """
+    tz = ZoneInfo(timezone)
+    start = datetime.datetime.combine(day, datetime.time(), tzinfo=tz)
+    end = start + datetime.timedelta(days=1)
+    wanted = {message.id for message in messages}
+
+    found: dict[str, list[AnyAttachment]] = {}
+    for folder in sorted({message.folder for message in messages}):
+        folder_id = client.resolve_folder(mailbox, folder).id
+        for listed in client.list_messages(
+            mailbox, folder_id, received_from=start, received_before=end, expand_attachments=True
+        ):
+            if listed.id in wanted:
+                found[listed.id] = list(listed.attachments or [])
+
+    # A link's address is not part of the expanded listing; ask for those messages again.
+    with_links = [
+        message_id
+        for message_id, attachments in found.items()
+        if any(isinstance(a, ReferenceAttachment) and a.source_url is None for a in attachments)
+    ]
+    found.update(client.list_attachments(mailbox, with_links))
+
+    return [
+        _Listed(message, attachment, _candidate(message, attachment))
+        for message in messages
+        for attachment in found.get(message.id, [])
+    ]
 
 
 def _candidate(message: mail.MessageRow, attachment: AnyAttachment) -> Candidate:
@@ -438,7 +472,7 @@ class _Collector:
                 child,
                 part.name,
                 part.content_type,
-                lambda part=part: iter([part.data]),
+                partial(iter, [part.data]),
                 part,
             )
 

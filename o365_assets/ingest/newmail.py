@@ -5,6 +5,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 # Graph may surface a message a little after its receivedDateTime (delivery, moves into the
@@ -48,7 +49,9 @@ def plan(
     newest message is asked for rather than only the dates seen.
     """
     since = query_since(cursor, now)
-    state = json.loads(cursor) if cursor else {"high_water": since.isoformat(), "seen": []}
+    state: dict[str, Any] = (
+        json.loads(cursor) if cursor else {"high_water": since.isoformat(), "seen": []}
+    )
     seen = set(state["seen"])
     high_water = datetime.datetime.fromisoformat(state["high_water"])
     tz = ZoneInfo(timezone)

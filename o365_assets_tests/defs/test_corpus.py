@@ -27,9 +27,7 @@ def test_the_real_world_corpus_goes_through_the_whole_pipeline(make_emulator, co
 
     # Every attachment Graph lists has exactly one row with a decision and a reason.
     listed = {
-        (r["message_id"], r["attachment_id"])
-        for r in pipeline.control.records()
-        if r["depth"] == 0
+        (r["message_id"], r["attachment_id"]) for r in pipeline.control.records() if r["depth"] == 0
     }
     recorded = pipeline.query(
         "SELECT message_id, attachment_id, decision, reason FROM mail.attachments "
@@ -38,9 +36,7 @@ def test_the_real_world_corpus_goes_through_the_whole_pipeline(make_emulator, co
     assert {(m, a) for m, a, _, _ in recorded} == listed
     assert all(decision and reason for _, _, decision, reason in recorded)
 
-    decisions = dict(
-        pipeline.query("SELECT decision, count(*) FROM mail.attachments GROUP BY 1")
-    )
+    decisions = dict(pipeline.query("SELECT decision, count(*) FROM mail.attachments GROUP BY 1"))
     # The corpus holds executables in disguise and broken archives: some are quarantined,
     # and plenty of real documents are kept.
     assert decisions.get("quarantined", 0) > 0

@@ -22,8 +22,15 @@ BANDWIDTH = 4_000_000
 
 def materialize(env: dict[str, str], cwd: Path, select: str, partition: str | None = None):
     command = [
-        sys.executable, "-m", "dagster", "asset", "materialize",
-        "-m", "o365_assets.definitions", "--select", select,
+        sys.executable,
+        "-m",
+        "dagster",
+        "asset",
+        "materialize",
+        "-m",
+        "o365_assets.definitions",
+        "--select",
+        select,
     ]
     if partition:
         command += ["--partition", partition]
