@@ -46,8 +46,6 @@ from o365_assets.store.schema import FAILED, KEPT, QUARANTINED, SKIPPED
 
 log = logging.getLogger(__name__)
 
-IMAGE_TYPES = frozenset({"png", "jpeg", "gif", "bmp", "tiff", "webp", "svg", "ico", "emf", "wmf"})
-
 
 @dataclass
 class CollectReport:
@@ -247,7 +245,7 @@ class _Collector:
             elif item.key in settled:
                 self.report.rows.extend(settled[item.key])
             elif item.key in fetched:
-                self._judge_fetched(item, fetched[item.key])
+                self._judge_fetched(item, fetched[item.key], previous.get(item.key))
             else:
                 self._judge_held(item, previous[item.key])
 
@@ -337,7 +335,9 @@ class _Collector:
             return _Fetched(error=f"download failed: {exc}")
         return _Fetched(received=received)
 
-    def _judge_fetched(self, item: _Listed, fetched: _Fetched) -> None:
+    def _judge_fetched(
+        self, item: _Listed, fetched: _Fetched, held: mail.AttachmentRow | None
+    ) -> None:
         if fetched.received is None:
             self._row(item, Decision(FAILED, fetched.error or "download failed", None))
             self.report.problems.append(
@@ -362,7 +362,11 @@ class _Collector:
         path = None
         if decision.decision == KEPT:
             path = self._keep(
-                received, item.attachment.name, item.candidate.kind, key="/".join(item.key)
+                received,
+                item.attachment.name,
+                item.candidate.kind,
+                key="/".join(item.key),
+                repair=held,
             )
         self._row(item, decision, sha256=received.sha256, size=received.size, path=path)
         if decision.unpack:
@@ -371,12 +375,27 @@ class _Collector:
         if path is None:
             self.store.discard(received)
 
-    def _keep(self, received: Received, name: str | None, kind: str, key: str) -> str:
-        """Store received bytes once: reuse a file already holding them, else commit."""
+    def _keep(
+        self,
+        received: Received,
+        name: str | None,
+        kind: str,
+        key: str,
+        repair: mail.AttachmentRow | None = None,
+    ) -> str:
+        """Store received bytes once: reuse a file already holding them, put them back where
+        a damaged or missing file of the same content was (every row naming it is whole
+        again), else commit them under a new name."""
         known = self.stored.get(received.sha256) or mail.path_for_sha256(self.con, received.sha256)
         if known is not None and self.store.verify(known, received.sha256):
             self.store.discard(received)
             return known
+        broken = known or (repair.path if repair and repair.sha256 == received.sha256 else None)
+        if broken is not None:
+            self.store.restore(received, broken, received.sha256)
+            self.stored[received.sha256] = broken
+            self.report.bytes_written += received.size
+            return broken
         if kind == "item" and not (name or "").lower().endswith(".eml"):
             name = f"{name or 'attached message'}.eml"
         path = self.store.commit(received, self.day, name, key=key)
@@ -388,7 +407,7 @@ class _Collector:
 
     def _decide(self, candidate: Candidate, sha256: str, size: int, message_id: str) -> Decision:
         detected = candidate.detected
-        if detected is not None and detected.type in IMAGE_TYPES:
+        if detected is not None and detected.family == "image":
             messages = self.hash_messages.setdefault(sha256, set())
             messages.add(message_id)
             seen = len(messages | self._messages_elsewhere(sha256))
@@ -461,7 +480,18 @@ class _Collector:
             mime = read_mime(data)
             parts = [(p, mime.is_cid_referenced(p)) for p in mime.attachments]
         else:
-            parts = [(p, False) for p in read_tnef(data).attachments]
+            tnef = read_tnef(data)
+            parts = [(p, False) for p in tnef.attachments]
+            if not parts and tnef.problems:
+                self._part_row(
+                    message,
+                    parent_id,
+                    f"{parent_id}/!",
+                    None,
+                    None,
+                    Decision(SKIPPED, tnef.problems[0], None),
+                    kind="tnef_part",
+                )
         for index, (part, cid_referenced) in enumerate(parts):
             child_id = f"{parent_id}/{index}"
             child = parent.child_part(part, cid_referenced=cid_referenced)
