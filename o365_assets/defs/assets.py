@@ -12,12 +12,10 @@ from o365_assets.defs.resources import (
     MailDatabaseResource,
     RulesResource,
 )
-from o365_assets.ingest.attachments import collect_partition
-from o365_assets.ingest.checks import attachment_checks, staging_checks, unique_message_ids
-from o365_assets.ingest.index import sync_index
-from o365_assets.ingest.staging import staging_sources
-from o365_assets.parsing import STAGED, stage_partition
 from o365_assets.store.schema import ensure_schema
+
+# The pipeline's layers (msal, parsers, detectors) are imported inside the assets: loading the
+# definitions, which the UI, `dagster definitions validate` and every run do, stays quick.
 
 GRAPH_POOL = "graph"
 DUCKDB_POOL = "duckdb"
@@ -65,6 +63,9 @@ def message_index(
 ) -> dg.MaterializeResult:
     """Every message of the shared mailbox's folders, kept current by Graph delta queries in
     `mail.messages`; messages gone from the mailbox stay, flagged `removed`."""
+    from o365_assets.ingest.checks import unique_message_ids
+    from o365_assets.ingest.index import sync_index
+
     settings = graph.settings()
 
     with graph.client() as client, duckdb.get_connection() as con:
@@ -135,6 +136,9 @@ def attachment_files(
     """The attachments worth keeping from the mail received on this day, as files under
     `attachments/YYYY/MM/DD/`, and a row in `mail.attachments` for every attachment seen with
     what was decided (kept, skipped, quarantined) and why."""
+    from o365_assets.ingest.attachments import collect_partition
+    from o365_assets.ingest.checks import attachment_checks
+
     day = partition_date(context)
     settings = graph.settings()
     store = files.store()
@@ -203,6 +207,10 @@ def parsed_staging(
     spreadsheets, CSV and JSON routed by rule or by file name, documents as text rows in
     `staging.documents`; every row traces back to its message and attachment. Reads only the
     stored files: restaging needs no Graph call."""
+    from o365_assets.ingest.checks import staging_checks
+    from o365_assets.ingest.staging import staging_sources
+    from o365_assets.parsing import STAGED, stage_partition
+
     day = partition_date(context)
     store = files.store()
 

@@ -6,7 +6,6 @@ import dagster as dg
 from o365_assets.defs.jobs import ingest_job
 from o365_assets.defs.partitions import partition_timezone, received_date_partitions_def
 from o365_assets.defs.resources import GraphResource
-from o365_assets.graph.client import WELL_KNOWN_FOLDERS
 from o365_assets.ingest import newmail
 
 
@@ -18,6 +17,8 @@ from o365_assets.ingest import newmail
 def new_mail_sensor(context: dg.SensorEvaluationContext, graph: GraphResource) -> dg.SensorResult:
     """Asks Graph, with one small request per folder, for mail received since the last tick and
     requests an ingest run for each received date it touches. Never opens DuckDB."""
+    from o365_assets.graph.client import WELL_KNOWN_FOLDERS
+
     now = datetime.datetime.now(datetime.UTC)
     since = newmail.query_since(context.cursor, now)
 

@@ -2,15 +2,17 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 from pydantic import PrivateAttr
 
-from o365_assets.graph import GraphClient, GraphSettings
-from o365_assets.selection import Rules, load_rules
-from o365_assets.store.files import FileStore
+if TYPE_CHECKING:
+    from o365_assets.graph import GraphClient, GraphSettings
+    from o365_assets.selection import Rules
+    from o365_assets.store.files import FileStore
 
 DEFAULT_DATA_DIR = "data"
 
@@ -32,14 +34,17 @@ class GraphResource(dg.ConfigurableResource):
     data_dir: str = DEFAULT_DATA_DIR
     max_concurrency: int = 4
 
-    _settings: GraphSettings | None = PrivateAttr(default=None)
+    # GraphSettings, made on first use.
+    _settings: Any = PrivateAttr(default=None)
 
     @property
     def is_demo(self) -> bool:
         return not self.tenant_id
 
-    def settings(self) -> GraphSettings:
+    def settings(self) -> "GraphSettings":
         """The client settings; in demo mode the emulator is started or reused first."""
+        from o365_assets.graph import GraphSettings
+
         if self._settings is None:
             values = self._configured_values()
             if self.is_demo:
@@ -50,7 +55,9 @@ class GraphResource(dg.ConfigurableResource):
         return self._settings
 
     @contextmanager
-    def client(self) -> Iterator[GraphClient]:
+    def client(self) -> Iterator["GraphClient"]:
+        from o365_assets.graph import GraphClient
+
         with GraphClient(self.settings()) as client:
             yield client
 
@@ -91,7 +98,9 @@ class FileStoreResource(dg.ConfigurableResource):
 
     data_dir: str = DEFAULT_DATA_DIR
 
-    def store(self) -> FileStore:
+    def store(self) -> "FileStore":
+        from o365_assets.store.files import FileStore
+
         return FileStore(str(Path(self.data_dir) / "attachments"))
 
 
@@ -100,8 +109,10 @@ class RulesResource(dg.ConfigurableResource):
 
     path: str | None = None
 
-    def rules(self) -> Rules:
+    def rules(self) -> "Rules":
         """The rules file's content, validated; the built-in defaults without a file."""
+        from o365_assets.selection import Rules, load_rules
+
         return load_rules(self.path) if self.path else Rules()
 
 
