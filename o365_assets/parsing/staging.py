@@ -1,0 +1,682 @@
+"""Staging a partition: parse each kept file, then move every file's rows into staging at once.
+
+Work happens in two phases so that one bad file never spoils the others:
+
+1. Each file is parsed on its own into a temporary scratch table; delimited text is only
+   sniffed, to be read once, straight into its table, in phase two. A file that cannot be
+   read is quarantined (corrupt, encrypted, unsafe) or failed (anything else), with the reason.
+2. One transaction deletes the partition's earlier rows from every staging table and from
+   ``mail.parse_log``, evolves the tables' columns, inserts each file's rows with lineage and
+   writes the parse log. Staging a partition again therefore replaces it exactly. Should one
+   file's rows still fail to insert, the transaction is rolled back and run again without it.
+
+Schema drift: a column new to a table is added, a column a file lacks is NULL in its rows, and
+a column whose type differs widens (BIGINT and DOUBLE to DOUBLE, DATE and TIMESTAMP to
+TIMESTAMP, anything else to VARCHAR). Every change is in the returned report.
+"""
+
+import datetime
+import json
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+import duckdb
+
+from o365_assets.parsing.coltypes import VARCHAR, is_simple_type, normalise, widen
+from o365_assets.parsing.identifiers import qualified, quote, snake_case, table_name_for_file
+from o365_assets.parsing.parsers import Parser, parser_for
+from o365_assets.parsing.routing import DOCUMENTS_TABLE, ParserOptions, Route, select_route
+from o365_assets.parsing.scratch import insert_columns
+from o365_assets.parsing.sources import (
+    DeferredReader,
+    ParseRequest,
+    QuarantineError,
+    ScratchTable,
+    StagingSource,
+    new_scratch_name,
+)
+from o365_assets.store.schema import ensure_schema
+
+logger = logging.getLogger(__name__)
+
+STAGING_SCHEMA = "staging"
+
+STAGED = "staged"
+FAILED = "failed"
+QUARANTINED = "quarantined"
+
+# Every staged row carries these, in this order, before the file's own columns.
+LINEAGE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("_message_id", "VARCHAR"),
+    ("_attachment_id", "VARCHAR"),
+    ("_sha256", "VARCHAR"),
+    ("_received_date", "DATE"),
+    ("_source_name", "VARCHAR"),
+    ("_sheet", "VARCHAR"),
+    ("_row_number", "BIGINT"),
+    ("_parser", "VARCHAR"),
+    ("_parser_version", "VARCHAR"),
+    ("_loaded_at", "TIMESTAMPTZ"),
+)
+
+# Where an unrouted tabular file whose name reduces to "documents" goes instead.
+_TABULAR_DOCUMENTS_TABLE = "documents_data"
+_MAX_ERROR_CHARS = 500
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """What became of one file: its status, where its rows went, and why if they did not."""
+
+    message_id: str
+    attachment_id: str
+    source_name: str
+    detected_type: str
+    status: str
+    table: str | None
+    rows: int
+    parser: str | None
+    parser_version: str | None
+    route: str | None
+    error: str | None
+    warnings: tuple[str, ...] = ()
+    notes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SchemaChange:
+    """One change to a staging table: ``created``, ``added`` (a column) or ``widened``."""
+
+    table: str
+    column: str | None
+    change: str
+    old_type: str | None
+    new_type: str | None
+    attachment_id: str
+    source_name: str
+
+
+@dataclass(frozen=True)
+class StagingReport:
+    """The outcome of staging one partition."""
+
+    received_date: datetime.date
+    files: tuple[FileOutcome, ...]
+    rows_per_table: Mapping[str, int]
+    schema_changes: tuple[SchemaChange, ...]
+
+    @property
+    def staged(self) -> int:
+        """Files whose rows are in staging."""
+        return self._count(STAGED)
+
+    @property
+    def failed(self) -> int:
+        """Files that could not be staged for a reason other than the file itself."""
+        return self._count(FAILED)
+
+    @property
+    def quarantined(self) -> int:
+        """Files refused as unreadable or unsafe."""
+        return self._count(QUARANTINED)
+
+    @property
+    def rows(self) -> int:
+        """Rows staged in all tables."""
+        return sum(self.rows_per_table.values())
+
+    def _count(self, status: str) -> int:
+        return sum(1 for outcome in self.files if outcome.status == status)
+
+
+@dataclass
+class _Work:
+    """A file on its way through staging."""
+
+    source: StagingSource
+    route: Route | None
+    parser: Parser | None
+    scratch_name: str = field(default_factory=new_scratch_name)
+    status: str = STAGED
+    table: str | None = None
+    scratch: ScratchTable | None = None
+    rows: int = 0
+    error: str | None = None
+
+
+class _FileInsertError(Exception):
+    def __init__(self, work: _Work, error: Exception) -> None:
+        super().__init__(str(error))
+        self.work = work
+        self.error = error
+
+
+def stage_partition(
+    con: duckdb.DuckDBPyConnection,
+    received_date: datetime.date,
+    sources: Sequence[StagingSource],
+    routes: Sequence[Route] = (),
+) -> StagingReport:
+    """Parse `sources`, the kept files received on `received_date`, into staging tables.
+
+    The call stands for the whole partition: rows that earlier calls staged for this date, in
+    any staging table, are replaced, inside one transaction, by the rows of `sources`. Files
+    are read from their stored `path` only; nothing goes to the network.
+    """
+    ensure_schema(con)
+    loaded_at = datetime.datetime.now(datetime.UTC)
+    work: list[_Work] = []
+    try:
+        # Transcoded copies live in this folder until the transaction has read them.
+        with TemporaryDirectory(prefix="o365-staging-") as folder:
+            for source in sources:
+                work.append(_parse(con, received_date, source, routes, Path(folder)))
+            changes, rows_per_table = _commit(con, received_date, work, loaded_at)
+    finally:
+        _drop_scratch(con, work)
+
+    report = StagingReport(
+        received_date=received_date,
+        files=tuple(_outcome(item) for item in work),
+        rows_per_table=rows_per_table,
+        schema_changes=tuple(changes),
+    )
+    logger.info(
+        "staged partition %s: %d files staged, %d failed, %d quarantined, %d rows in %d tables",
+        received_date,
+        report.staged,
+        report.failed,
+        report.quarantined,
+        report.rows,
+        len(rows_per_table),
+    )
+    return report
+
+
+def _parse(
+    con: duckdb.DuckDBPyConnection,
+    received_date: datetime.date,
+    source: StagingSource,
+    routes: Sequence[Route],
+    folder: Path,
+) -> _Work:
+    """Phase one for one file: parse it into a scratch table, or record why not."""
+    route = select_route(routes, source)
+    options = route.options if route else ParserOptions()
+    work = _Work(source=source, route=route, parser=parser_for(source.detected_type, options))
+
+    if source.received_date != received_date:
+        return _fail(work, f"received on {source.received_date}, not in this partition")
+    if work.parser is None:
+        return _fail(work, f"no parser reads detected type {source.detected_type!r}")
+    if not Path(source.path).is_file():
+        return _fail(work, "the stored file is missing")
+
+    workdir = folder / work.scratch_name
+    workdir.mkdir()
+    request = ParseRequest(con, source, options, work.scratch_name, workdir)
+    try:
+        work.scratch = work.parser.load(request)
+        work.table = _target_table(work, work.scratch)
+        if work.scratch.kind == "tabular" and work.scratch.columns:
+            _apply_options(con, work.scratch, options)
+    except QuarantineError as error:
+        work.status, work.error = QUARANTINED, str(error)
+        logger.warning("quarantined %r: %s", source.source_name, error)
+    except Exception as error:
+        _fail(work, _describe_error(error))
+    return work
+
+
+def _fail(work: _Work, reason: str) -> _Work:
+    work.status, work.error = FAILED, reason[:_MAX_ERROR_CHARS]
+    logger.warning("failed to stage %r: %s", work.source.source_name, work.error)
+    return work
+
+
+def _target_table(work: _Work, scratch: ScratchTable) -> str:
+    if work.route is not None:
+        if scratch.kind == "tabular" and work.route.table == DOCUMENTS_TABLE:
+            raise ValueError(f"route {work.route.name!r} sends tabular data to the documents table")
+        return work.route.table
+    if scratch.kind == "documents":
+        return DOCUMENTS_TABLE
+    name = table_name_for_file(work.source.source_name)
+    return _TABULAR_DOCUMENTS_TABLE if name == DOCUMENTS_TABLE else name
+
+
+def _apply_options(
+    con: duckdb.DuckDBPyConnection, scratch: ScratchTable, options: ParserOptions
+) -> None:
+    """Rename and retype a tabular file's columns as its route says."""
+    names = [name for name, _ in scratch.columns]
+    types = dict(scratch.columns)
+    table = quote(scratch.name)
+    reader = scratch.reader
+
+    for key, target in options.rename.items():
+        current = _find_column(scratch, key)
+        if current is None:
+            scratch.warnings.append(f"rename: the file has no column {key!r}")
+            continue
+        if current == target:
+            continue
+        if target in types:
+            raise ValueError(f"rename: column {target!r} exists already")
+        if reader is not None:
+            reader.rename(current, target)
+        else:
+            con.execute(f"ALTER TABLE {table} RENAME COLUMN {quote(current)} TO {quote(target)}")
+        names[names.index(current)] = target
+        types[target] = types.pop(current)
+
+    for column, type_name in options.types.items():
+        if column not in types:
+            scratch.warnings.append(f"types: the file has no column {column!r}")
+            continue
+        if reader is not None:
+            reader.retype(column, type_name)
+            types[column] = normalise(type_name)
+            continue
+        try:
+            con.execute(
+                f"ALTER TABLE {table} ALTER COLUMN {quote(column)} SET DATA TYPE {type_name}"
+            )
+        except duckdb.Error as error:
+            raise ValueError(
+                f"column {column!r} does not convert to {type_name}: {_first_line(error)}"
+            ) from error
+        types[column] = normalise(type_name)
+
+    scratch.columns = [(name, types[name]) for name in names]
+
+
+def _find_column(scratch: ScratchTable, key: str) -> str | None:
+    """The scratch column a rename key names: by its header as written, or its snake case."""
+    present = {name for name, _ in scratch.columns}
+    headers = [(name, header) for name, header in scratch.source_names.items() if name in present]
+    exact = next((name for name, header in headers if header == key), None)
+    if exact is not None:
+        return exact
+    folded = key.strip().casefold()
+    loose = next((name for name, header in headers if header.strip().casefold() == folded), None)
+    if loose is not None:
+        return loose
+    wanted = snake_case(key)
+    return wanted if wanted in present else None
+
+
+def _commit(
+    con: duckdb.DuckDBPyConnection,
+    received_date: datetime.date,
+    work: list[_Work],
+    loaded_at: datetime.datetime,
+) -> tuple[list[SchemaChange], dict[str, int]]:
+    """Phase two: replace the partition in one transaction.
+
+    Should a file's rows fail to insert, the transaction is rolled back, the file is marked
+    failed, and the transaction is run again without it.
+    """
+    while True:
+        changes: list[SchemaChange] = []
+        rows_per_table: Counter[str] = Counter()
+        con.execute("BEGIN TRANSACTION")
+        try:
+            _delete_partition(con, received_date)
+            for item in work:
+                if item.status == STAGED and item.scratch is not None and item.table:
+                    try:
+                        item.rows = _insert(con, item, loaded_at, changes)
+                    except Exception as error:
+                        raise _FileInsertError(item, error) from error
+                    if item.scratch.columns:
+                        rows_per_table[qualified_name(item.table)] += item.rows
+            _write_parse_log(con, received_date, work, loaded_at)
+            con.execute("COMMIT")
+            return changes, dict(rows_per_table)
+        except _FileInsertError as failure:
+            con.execute("ROLLBACK")
+            failure.work.rows = 0
+            if isinstance(failure.error, QuarantineError):
+                failure.work.status, failure.work.error = QUARANTINED, str(failure.error)
+                logger.warning("quarantined %r: %s", failure.work.source.source_name, failure.error)
+            else:
+                _fail(failure.work, _describe_error(failure.error))
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+
+def qualified_name(table: str) -> str:
+    """The name a staging table goes by in reports: ``staging.<table>``."""
+    return f"{STAGING_SCHEMA}.{table}"
+
+
+def _delete_partition(con: duckdb.DuckDBPyConnection, received_date: datetime.date) -> None:
+    tables = con.execute(
+        "SELECT table_name FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND schema_name = $1 AND column_name = '_received_date'",
+        [STAGING_SCHEMA],
+    ).fetchall()
+    for (table,) in tables:
+        con.execute(
+            f"DELETE FROM {_in_database(con, STAGING_SCHEMA, table)} WHERE _received_date = $1",
+            [received_date],
+        )
+    con.execute(
+        f"DELETE FROM {_in_database(con, 'mail', 'parse_log')} WHERE received_date = $1",
+        [received_date],
+    )
+
+
+def _insert(
+    con: duckdb.DuckDBPyConnection,
+    item: _Work,
+    loaded_at: datetime.datetime,
+    changes: list[SchemaChange],
+) -> int:
+    """Evolve the target table for the file's columns, then insert its rows with lineage."""
+    scratch = item.scratch
+    assert scratch is not None
+    if not scratch.columns:
+        return 0
+    if scratch.reader is not None:
+        return _insert_read(con, item, scratch.reader, loaded_at, changes)
+
+    target = _evolve_table(con, item, changes)
+    if scratch.has_position_columns:
+        position = ("s._sheet", "s._row_number")
+    else:
+        position = ("NULL", "s.rowid + 1")
+    return _insert_rows(
+        con, item, target, f"{_scratch_reference(scratch.name)} AS s", [], position, loaded_at
+    )
+
+
+def _insert_read(
+    con: duckdb.DuckDBPyConnection,
+    item: _Work,
+    reader: DeferredReader,
+    loaded_at: datetime.datetime,
+    changes: list[SchemaChange],
+) -> int:
+    """Insert a file straight from its reader, reading it again while the reader asks to."""
+    scratch, table = item.scratch, item.table
+    assert scratch is not None and table is not None
+    base_warnings = list(scratch.warnings)
+    while True:
+        existing = _table_columns(con, table)
+        for column, type_name in reader.columns:
+            current = existing.get(column)
+            if type_name == VARCHAR and current and current != VARCHAR and is_simple_type(current):
+                reader.try_type(column, current)
+        scratch.columns = reader.columns
+        target = _evolve_table(con, item, changes)
+
+        source, parameters = reader.source(first_parameter=len(_LINEAGE_VALUES) + 1)
+        try:
+            rows = _insert_rows(
+                con,
+                item,
+                target,
+                f"{source} AS s",
+                parameters,
+                ("NULL", "row_number() OVER ()"),
+                loaded_at,
+            )
+        except duckdb.InvalidInputException as error:
+            raise QuarantineError(
+                f"not readable as delimited text: {_first_line(error)}"
+            ) from error
+        if not reader.review():
+            break
+        con.execute(
+            f"DELETE FROM {_in_database(con, STAGING_SCHEMA, table)} "
+            "WHERE _received_date = $1 AND _message_id = $2 AND _attachment_id = $3",
+            [item.source.received_date, item.source.message_id, item.source.attachment_id],
+        )
+
+    scratch.notes.update(reader.notes())
+    scratch.warnings = list(dict.fromkeys(base_warnings + reader.warnings))
+    return rows
+
+
+_LINEAGE_VALUES = (
+    "_message_id",
+    "_attachment_id",
+    "_sha256",
+    "_received_date",
+    "_source_name",
+    "_parser",
+    "_parser_version",
+    "_loaded_at",
+)
+
+
+def _insert_rows(
+    con: duckdb.DuckDBPyConnection,
+    item: _Work,
+    target: dict[str, str],
+    source: str,
+    source_parameters: list[Any],
+    position: tuple[str, str],
+    loaded_at: datetime.datetime,
+) -> int:
+    """INSERT the rows of `source` (aliased ``s``) with lineage; returns how many."""
+    scratch, table, parser = item.scratch, item.table, item.parser
+    assert scratch is not None and table is not None and parser is not None
+    selected = [
+        f"CAST(s.{quote(name)} AS {target[name]}) AS {quote(name)}"
+        if is_simple_type(target[name])
+        else f"s.{quote(name)}"
+        for name, _ in scratch.columns
+    ]
+    selected += [f"{position[0]} AS _sheet", f"{position[1]} AS _row_number"]
+    selected += [f"${number} AS {name}" for number, name in enumerate(_LINEAGE_VALUES, start=1)]
+    lineage = [
+        item.source.message_id,
+        item.source.attachment_id,
+        item.source.sha256,
+        item.source.received_date,
+        item.source.source_name,
+        parser.name,
+        parser.version,
+        loaded_at,
+    ]
+    result = con.execute(
+        f"INSERT INTO {_in_database(con, STAGING_SCHEMA, table)} BY NAME "
+        f"SELECT {', '.join(selected)} FROM {source}",
+        lineage + source_parameters,
+    ).fetchone()
+    return int(result[0]) if result else 0
+
+
+def _evolve_table(
+    con: duckdb.DuckDBPyConnection, item: _Work, changes: list[SchemaChange]
+) -> dict[str, str]:
+    """Create or widen the target table so that it holds the file's columns; its types after."""
+    scratch, table = item.scratch, item.table
+    assert scratch is not None and table is not None
+    name = _in_database(con, STAGING_SCHEMA, table)
+    existing = _table_columns(con, table)
+
+    def record(column: str | None, change: str, old: str | None, new: str | None) -> None:
+        changes.append(
+            SchemaChange(
+                qualified_name(table),
+                column,
+                change,
+                old,
+                new,
+                item.source.attachment_id,
+                item.source.source_name,
+            )
+        )
+
+    if not existing:
+        columns = [*LINEAGE_COLUMNS, *scratch.columns]
+        _check_types(columns)
+        definition = ", ".join(f"{quote(column)} {type_name}" for column, type_name in columns)
+        con.execute(f"CREATE TABLE {name} ({definition})")
+        record(None, "created", None, None)
+        return {column: normalise(type_name) for column, type_name in columns}
+
+    if "_received_date" not in existing:
+        raise ValueError(f"table {qualified_name(table)} exists and is not a staging table")
+    for column, type_name in [*LINEAGE_COLUMNS, *scratch.columns]:
+        _check_types([(column, type_name)])
+        current = existing.get(column)
+        if current is None:
+            con.execute(f"ALTER TABLE {name} ADD COLUMN {quote(column)} {type_name}")
+            existing[column] = normalise(type_name)
+            record(column, "added", None, normalise(type_name))
+            continue
+        wider = widen(current, type_name)
+        if wider == current or (
+            scratch.reader is None and _all_null_text(con, scratch.name, column, type_name)
+        ):
+            continue
+        con.execute(f"ALTER TABLE {name} ALTER COLUMN {quote(column)} SET DATA TYPE {wider}")
+        existing[column] = wider
+        record(column, "widened", current, wider)
+    return existing
+
+
+def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    rows = con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() "
+        "WHERE database_name = current_database() AND schema_name = $1 AND table_name = $2 "
+        "ORDER BY column_index",
+        [STAGING_SCHEMA, table],
+    ).fetchall()
+    return {str(column): normalise(str(type_name)) for column, type_name in rows}
+
+
+def _all_null_text(
+    con: duckdb.DuckDBPyConnection, scratch: str, column: str, type_name: str
+) -> bool:
+    """Whether a VARCHAR column of the file holds no value at all.
+
+    Readers type a column with no values as VARCHAR; such a column says nothing about the
+    type and must not widen a typed column of the table.
+    """
+    if normalise(type_name) != VARCHAR or column.startswith("_"):
+        return False
+    row = con.execute(
+        f"SELECT count({quote(column)}) FROM {_scratch_reference(scratch)}"
+    ).fetchone()
+    return row is not None and row[0] == 0
+
+
+def _check_types(columns: Sequence[tuple[str, str]]) -> None:
+    for column, type_name in columns:
+        if not is_simple_type(normalise(type_name)):
+            raise ValueError(f"column {column!r} has a type that cannot be staged: {type_name}")
+
+
+def _write_parse_log(
+    con: duckdb.DuckDBPyConnection,
+    received_date: datetime.date,
+    work: Sequence[_Work],
+    parsed_at: datetime.datetime,
+) -> None:
+    if not work:
+        return
+    outcomes = [_outcome(item) for item in work]
+    columns = [
+        ("message_id", "VARCHAR"),
+        ("attachment_id", "VARCHAR"),
+        ("sha256", "VARCHAR"),
+        ("received_date", "DATE"),
+        ("source_name", "VARCHAR"),
+        ("detected_type", "VARCHAR"),
+        ("parser", "VARCHAR"),
+        ("parser_version", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("staging_table", "VARCHAR"),
+        ("rows", "BIGINT"),
+        ("error", "VARCHAR"),
+        ("parsed_at", "TIMESTAMPTZ"),
+        ("route", "VARCHAR"),
+        ("notes", "VARCHAR"),
+    ]
+    values: list[list[Any]] = [
+        [outcome.message_id for outcome in outcomes],
+        [outcome.attachment_id for outcome in outcomes],
+        [item.source.sha256 for item in work],
+        [received_date] * len(work),
+        [outcome.source_name for outcome in outcomes],
+        [outcome.detected_type for outcome in outcomes],
+        [outcome.parser for outcome in outcomes],
+        [outcome.parser_version for outcome in outcomes],
+        [outcome.status for outcome in outcomes],
+        [outcome.table for outcome in outcomes],
+        [outcome.rows for outcome in outcomes],
+        [outcome.error for outcome in outcomes],
+        [parsed_at] * len(work),
+        [outcome.route for outcome in outcomes],
+        [_notes_json(outcome) for outcome in outcomes],
+    ]
+    insert_columns(con, _in_database(con, "mail", "parse_log"), columns, values)
+
+
+def _notes_json(outcome: FileOutcome) -> str | None:
+    notes = dict(outcome.notes)
+    if outcome.warnings:
+        notes["warnings"] = list(outcome.warnings)
+    return json.dumps(notes, default=str, sort_keys=True) if notes else None
+
+
+def _outcome(item: _Work) -> FileOutcome:
+    scratch = item.scratch
+    staged = item.status == STAGED
+    has_rows_table = scratch is not None and bool(scratch.columns)
+    return FileOutcome(
+        message_id=item.source.message_id,
+        attachment_id=item.source.attachment_id,
+        source_name=item.source.source_name,
+        detected_type=item.source.detected_type,
+        status=item.status,
+        table=qualified_name(item.table) if staged and item.table and has_rows_table else None,
+        rows=item.rows if staged else 0,
+        parser=item.parser.name if item.parser else None,
+        parser_version=item.parser.version if item.parser else None,
+        route=item.route.name if item.route else None,
+        error=item.error,
+        warnings=tuple(scratch.warnings) if scratch else (),
+        notes=dict(scratch.notes) if scratch else {},
+    )
+
+
+def _drop_scratch(con: duckdb.DuckDBPyConnection, work: Sequence[_Work]) -> None:
+    for item in work:
+        for suffix in ("", "_rejects", "_scans"):
+            con.execute(f"DROP TABLE IF EXISTS temp.main.{quote(item.scratch_name + suffix)}")
+
+
+def _in_database(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> str:
+    """A table of the connection's database, fully qualified and quoted.
+
+    A bare ``staging.x`` is ambiguous when the database file itself is named ``staging``.
+    """
+    row = con.execute("SELECT current_database()").fetchone()
+    assert row is not None
+    return f"{quote(str(row[0]))}.{qualified(schema, table)}"
+
+
+def _scratch_reference(name: str) -> str:
+    return f"temp.main.{quote(name)}"
+
+
+def _describe_error(error: BaseException) -> str:
+    return f"{type(error).__name__}: {_first_line(error)}"[:_MAX_ERROR_CHARS]
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else ""

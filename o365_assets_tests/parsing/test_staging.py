@@ -1,0 +1,264 @@
+"""The staging contract: lineage, routing, drift, idempotence, isolation of bad files."""
+
+import datetime
+import json
+from pathlib import Path
+
+import duckdb
+
+from o365_assets.parsing import PARSER_VERSIONS, Route, SchemaChange, stage_partition
+from o365_assets.parsing.staging import LINEAGE_COLUMNS
+from o365_assets_tests.parsing import files
+from o365_assets_tests.parsing.conftest import DAY, Stage, columns, make_source, rows
+
+LINEAGE = [name for name, _ in LINEAGE_COLUMNS]
+
+
+def _mixed_partition(tmp_path: Path) -> list[Path]:
+    csv = tmp_path / "Sales 2026-12-01.csv"
+    csv.write_text("id,amount\n1,10\n2,20\n")
+    workbook = files.write_xlsx(
+        tmp_path / "stock.xlsx", {"A": [["sku"], ["x"]], "B": [["sku"], ["y"]]}
+    )
+    pdf = files.write_pdf(tmp_path / "letter.pdf", ["Dear all", "Regards"])
+    return [csv, workbook, pdf]
+
+
+def test_every_row_carries_its_lineage(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection, stage: Stage
+) -> None:
+    csv, workbook, pdf = _mixed_partition(tmp_path)
+    sources = [make_source(csv, "csv"), make_source(workbook, "xlsx"), make_source(pdf, "pdf")]
+
+    report = stage(*sources)
+
+    assert report.rows_per_table == {
+        "staging.sales": 2,
+        "staging.stock": 2,
+        "staging.documents": 2,
+    }
+    for table in ("sales", "stock", "documents"):
+        assert list(columns(con, table))[: len(LINEAGE)] == LINEAGE
+        missing = " OR ".join(f"{name} IS NULL" for name in LINEAGE if name != "_sheet")
+        assert rows(con, f"SELECT count(*) FROM staging.{table} WHERE {missing}") == [(0,)]
+    for source in sources:
+        found = rows(
+            con,
+            "SELECT DISTINCT _message_id, _attachment_id, _sha256, _received_date, _source_name, "
+            f"_parser_version FROM {report.files[sources.index(source)].table}",
+        )
+        assert found == [
+            (
+                source.message_id,
+                source.attachment_id,
+                source.sha256,
+                DAY,
+                source.source_name,
+                PARSER_VERSIONS[source.detected_type],
+            )
+        ]
+    assert rows(con, "SELECT _sheet, _row_number, sku FROM staging.stock ORDER BY 1") == [
+        ("A", 2, "x"),
+        ("B", 2, "y"),
+    ]
+    assert rows(con, "SELECT _sheet, _row_number, amount FROM staging.sales ORDER BY 2") == [
+        (None, 1, 10),
+        (None, 2, 20),
+    ]
+
+
+def test_restaging_a_partition_replaces_it_exactly(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection, stage: Stage
+) -> None:
+    csv, workbook, pdf = _mixed_partition(tmp_path)
+    sources = [make_source(csv, "csv"), make_source(workbook, "xlsx"), make_source(pdf, "pdf")]
+    other_day = DAY - datetime.timedelta(days=1)
+    stage(make_source(csv, "csv", received_date=other_day), received_date=other_day)
+    snapshot = (
+        "SELECT * EXCLUDE (_loaded_at) FROM staging.{} ORDER BY _attachment_id, _sheet, _row_number"
+    )
+
+    stage(*sources)
+    first = {table: rows(con, snapshot.format(table)) for table in ("sales", "stock", "documents")}
+    again = stage(*sources)
+    second = {table: rows(con, snapshot.format(table)) for table in ("sales", "stock", "documents")}
+
+    assert first == second
+    assert again.schema_changes == ()
+    assert rows(
+        con, "SELECT received_date, count(*) FROM mail.parse_log GROUP BY 1 ORDER BY 1"
+    ) == [
+        (other_day, 1),
+        (DAY, 3),
+    ]
+
+    # The partition now holds the CSV alone: the workbook's and the PDF's rows go.
+    stage(sources[0])
+    assert rows(con, "SELECT count(*) FROM staging.stock") == [(0,)]
+    assert rows(con, "SELECT count(*) FROM staging.documents") == [(0,)]
+    assert rows(
+        con, "SELECT _received_date, count(*) FROM staging.sales GROUP BY 1 ORDER BY 1"
+    ) == [
+        (other_day, 2),
+        (DAY, 2),
+    ]
+
+
+def test_schema_drift_between_two_files_of_one_route(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection, stage: Stage
+) -> None:
+    first = tmp_path / "a.csv"
+    first.write_text("id,amount,day,gone\n1,10,2026-12-01,x\n")
+    second = tmp_path / "b.csv"
+    second.write_text("id,amount,day,extra,empty\n2,2.5,n/a,new,\n")
+    third = tmp_path / "c.csv"
+    third.write_text("id,amount,day\n3,4,2026-12-02\n")
+    route = Route.model_validate({"name": "all", "table": "feed"})
+
+    report = stage(
+        make_source(first, "csv"),
+        make_source(second, "csv"),
+        make_source(third, "csv"),
+        routes=[route],
+    )
+
+    assert {
+        (c.source_name, c.column, c.change, c.old_type, c.new_type) for c in report.schema_changes
+    } == {
+        ("a.csv", None, "created", None, None),
+        ("b.csv", "amount", "widened", "BIGINT", "DOUBLE"),
+        ("b.csv", "day", "widened", "DATE", "VARCHAR"),
+        ("b.csv", "extra", "added", None, "VARCHAR"),
+        ("b.csv", "empty", "added", None, "VARCHAR"),
+    }
+    assert len(report.schema_changes) == 5
+    assert all(isinstance(change, SchemaChange) for change in report.schema_changes)
+    assert rows(con, "SELECT id, amount, day, gone, extra FROM staging.feed ORDER BY id") == [
+        (1, 10.0, "2026-12-01", "x", None),
+        (2, 2.5, "n/a", None, "new"),
+        (3, 4.0, "2026-12-02", None, None),
+    ]
+
+
+def test_an_empty_column_does_not_widen_a_typed_one(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection, stage: Stage
+) -> None:
+    first = tmp_path / "a.csv"
+    first.write_text("id,amount\n1,10\n")
+    second = tmp_path / "b.csv"
+    second.write_text("id,amount\n2,\n3,\n")
+    route = Route.model_validate({"name": "all", "table": "feed"})
+
+    report = stage(make_source(first, "csv"), make_source(second, "csv"), routes=[route])
+
+    assert [change.change for change in report.schema_changes] == ["created"]
+    assert columns(con, "feed")["amount"] == "BIGINT"
+
+
+def test_one_bad_file_never_fails_the_others(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection, stage: Stage
+) -> None:
+    good = tmp_path / "good.csv"
+    good.write_text("a\n1\n")
+    corrupt = tmp_path / "corrupt.pdf"
+    corrupt.write_bytes(b"%PDF-1.7 truncated")
+    missing = tmp_path / "missing.csv"
+    missing.write_text("a\n1\n")
+    missing_source = make_source(missing, "csv")
+    missing.unlink()
+    unknown = make_source(good, "exe", name="tool.exe")
+    elsewhere = make_source(good, "csv", received_date=DAY + datetime.timedelta(days=3))
+    con.execute("CREATE SCHEMA IF NOT EXISTS staging")
+    con.execute("CREATE TABLE staging.foreign_table (x INTEGER)")
+    clash = make_source(good, "csv", name="Foreign Table.csv")
+
+    report = stage(
+        make_source(good, "csv"),
+        make_source(corrupt, "pdf"),
+        missing_source,
+        unknown,
+        elsewhere,
+        clash,
+    )
+
+    assert [outcome.status for outcome in report.files] == [
+        "staged",
+        "quarantined",
+        "failed",
+        "failed",
+        "failed",
+        "failed",
+    ]
+    assert (report.staged, report.quarantined, report.failed) == (1, 1, 4)
+    assert [outcome.error for outcome in report.files][2:5] == [
+        "the stored file is missing",
+        "no parser reads detected type 'exe'",
+        "received on 2026-12-04, not in this partition",
+    ]
+    assert "not a staging table" in (report.files[5].error or "")
+    assert rows(con, "SELECT a FROM staging.good") == [(1,)]
+    assert rows(con, "SELECT count(*) FROM staging.foreign_table") == [(0,)]
+    assert rows(con, "SELECT status, count(*) FROM mail.parse_log GROUP BY 1 ORDER BY 1") == [
+        ("failed", 4),
+        ("quarantined", 1),
+        ("staged", 1),
+    ]
+
+
+def test_parse_log_records_each_file(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection, stage: Stage
+) -> None:
+    path = tmp_path / "ragged.csv"
+    path.write_text("a,b\n1,2\n3\n")
+    route = Route.model_validate({"name": "feed route", "table": "feed"})
+
+    stage(make_source(path, "csv"), routes=[route])
+
+    [(parser, version, status, table, count, error, route_name, notes)] = rows(
+        con,
+        "SELECT parser, parser_version, status, staging_table, rows, error, route, notes "
+        "FROM mail.parse_log",
+    )
+    assert (parser, version, status, table, count, error, route_name) == (
+        "duckdb_csv",
+        PARSER_VERSIONS["csv"],
+        "staged",
+        "staging.feed",
+        2,
+        None,
+        "feed route",
+    )
+    details = json.loads(str(notes))
+    assert details["ragged_rows"] == 1
+    assert details["warnings"] == ["1 ragged rows kept: short ones padded with NULLs"]
+
+
+def test_tabular_files_never_mix_with_documents(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection, stage: Stage
+) -> None:
+    path = tmp_path / "Documents.csv"
+    path.write_text("a\n1\n")
+    to_documents = Route.model_validate(
+        {"name": "wrong", "match": {"file_name": "other*"}, "table": "documents"}
+    )
+    other = tmp_path / "other.csv"
+    other.write_text("a\n1\n")
+
+    report = stage(make_source(path, "csv"), make_source(other, "csv"), routes=[to_documents])
+
+    assert report.files[0].table == "staging.documents_data"
+    assert report.files[1].status == "failed"
+    assert "documents table" in (report.files[1].error or "")
+
+
+def test_a_database_file_named_like_a_schema(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text("a\n1\n")
+    con = duckdb.connect(str(tmp_path / "staging.duckdb"))
+    try:
+        report = stage_partition(con, DAY, [make_source(path, "csv")])
+
+        assert report.files[0].status == "staged", report.files[0].error
+        assert con.execute('SELECT a FROM "staging"."staging"."a"').fetchall() == [(1,)]
+    finally:
+        con.close()
