@@ -107,7 +107,7 @@ class FaultController:
 
     def admit(self, app_id: str, mailbox: str) -> Rejection | None:
         """Take a slot for one request, or say why not. A taken slot is given back with
-        `release` once the response has been sent."""
+        `release` as the response's last byte goes out, or when the response breaks off."""
         settings = self.settings
         key = (app_id, mailbox.lower())
         now = time.monotonic()
@@ -236,8 +236,10 @@ class FaultMiddleware:
                 part = body[start : start + piece]
                 last = start + piece >= len(body)
                 more = message.get("more_body", False) or not last
-                await send({"type": "http.response.body", "body": part, "more_body": more})
+                # Wait out the part's time on the wire first, then deliver it: the client
+                # holds the last byte only when the reply is over, as on a slow link.
                 await asyncio.sleep(len(part) / bandwidth)
+                await send({"type": "http.response.body", "body": part, "more_body": more})
 
         async def wrapped(message: Message) -> None:
             nonlocal drop

@@ -19,13 +19,14 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode
+from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Message as AsgiMessage
 from starlette.types import Receive, Scope, Send
 
 from o365_assets.emulator.errors import graph_error
@@ -160,6 +161,13 @@ FOLDER_SELECTABLE = [
     "sizeInBytes",
     "isHidden",
 ]
+FOLDER_FILTERS = {
+    "displayName": "string",
+    "parentFolderId": "string",
+    "childFolderCount": "number",
+    "totalItemCount": "number",
+    "unreadItemCount": "number",
+}
 ATTACHMENT_TYPES = {
     "file": "#microsoft.graph.fileAttachment",
     "item": "#microsoft.graph.itemAttachment",
@@ -591,10 +599,14 @@ class GraphService:
         return {"id": folder.id, **{name: full[name] for name in select if name != "id"}}
 
     def _folders(self, call: Call, mailbox: Mailbox, parent_ref: str | None = None) -> Reply:
-        _allow(call, {"$select", "$top", "$skip", "$count"})
+        _allow(call, {"$select", "$top", "$skip", "$count", "$filter"})
         parent = self._resolve_folder(mailbox, parent_ref or "msgfolderroot")
         select = _select(call, FOLDER_SELECTABLE, "mailFolder")
         folders = sorted(mailbox.children(parent), key=lambda f: f.display_name.lower())
+        text = call.option("$filter")
+        if text is not None:
+            condition = Filter(text, FOLDER_FILTERS, "mailFolder")
+            folders = [f for f in folders if condition.matches(_folder_getter(mailbox, f))]
         top, skip = _paging(call)
         page = folders[skip : skip + top]
         segment = f"mailFolders('{parent_ref}')/childFolders" if parent_ref else "mailFolders"
@@ -947,7 +959,9 @@ class GraphService:
         path, _, query = url.partition("?")
         if path.startswith(("https://", "http://")):
             raise _bad_request("Batch request URLs must be relative to the service root.")
-        path = "/" + path.lstrip("/")
+        # Graph decodes an item's path as it decodes a request line's, so an id sent as
+        # `%3D` finds the same message in a batch as over plain HTTP.
+        path = "/" + unquote(path).lstrip("/")
         if path.lower().startswith("/v1.0/"):
             path = path[5:]
         headers = {key.lower(): str(value) for key, value in (item.get("headers") or {}).items()}
@@ -1136,6 +1150,17 @@ def _getter(message: Message) -> Callable[[str], Any]:
         "parentFolderId": lambda: message.folder_id,
         "from/emailAddress/address": lambda: message.sender.address,
         "sender/emailAddress/address": lambda: message.sender.address,
+    }
+    return lambda name: values[name]()
+
+
+def _folder_getter(mailbox: Mailbox, folder: Folder) -> Callable[[str], Any]:
+    values: dict[str, Callable[[], Any]] = {
+        "displayName": lambda: folder.display_name,
+        "parentFolderId": lambda: folder.parent_id,
+        "childFolderCount": lambda: len(mailbox.children(folder)),
+        "totalItemCount": lambda: len(mailbox.in_folder(folder)),
+        "unreadItemCount": lambda: sum(not m.is_read for m in mailbox.in_folder(folder)),
     }
     return lambda name: values[name]()
 
@@ -1331,9 +1356,49 @@ class GraphEndpoint:
         reply = await self.service.handle(call)
         scope.setdefault("state", {})["app_id"] = reply.app_id
         try:
-            await reply.to_response()(scope, receive, send)
+            await reply.to_response()(scope, receive, _finishing(send, reply))
         finally:
+            # A reply that broke off (a dropped connection, a client gone) frees its slot too.
             reply.finish()
+
+
+def _finishing(send: Send, reply: Reply) -> Send:
+    """`send` that frees the reply's concurrency slot as soon as the reply's last byte is
+    handed to the connection.
+
+    A client sends its next request once it has read the last byte; had the slot stayed taken
+    until the response object returned (after the stream's own bookkeeping), a client that
+    keeps exactly the allowed number of requests in flight would meet a 429 now and then.
+    The last byte is known by `Content-Length`, since a streamed body ends with an empty
+    message sent after the client already has everything.
+    """
+    expected: int | None = None
+    sent = 0
+
+    async def forward(message: AsgiMessage) -> None:
+        nonlocal expected, sent
+        if message["type"] == "http.response.start":
+            expected = _content_length(message)
+            await send(message)
+            return
+
+        sent += len(message.get("body", b""))
+        await send(message)
+        complete = expected is not None and sent >= expected
+        if complete or not message.get("more_body", False):
+            reply.finish()
+
+    return forward
+
+
+def _content_length(message: AsgiMessage) -> int | None:
+    for name, value in message.get("headers", []):
+        if name.lower() == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
 
 
 def build_app(state: EmulatorState) -> Starlette:

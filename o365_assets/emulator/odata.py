@@ -90,7 +90,8 @@ Predicate = Callable[[Callable[[str], Any]], bool]
 class Filter:
     """A parsed `$filter`: `matches(get)` evaluates it with `get(property)` for values.
 
-    `types` maps each filterable property (canonical name) to "datetime", "bool" or "string".
+    `types` maps each filterable property (canonical name) to "datetime", "bool", "number"
+    or "string".
     `properties` lists the properties in the order the clause names them, which Graph's rule
     for `$orderby` with `$filter` needs.
     """
@@ -195,6 +196,10 @@ class Filter:
             if op not in ("eq", "ne"):
                 raise _bad_filter("booleans compare with eq or ne only")
             return token.text.lower() == "true"
+        if kind == "number":
+            if token.kind != "number":
+                raise _bad_filter(f"'{token.text}' is not a number")
+            return float(token.text) if "." in token.text else int(token.text)
         if token.kind != "string":
             raise _bad_filter(f"'{token.text}' is not a quoted string")
         return token.text[1:-1].replace("''", "'")

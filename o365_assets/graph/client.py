@@ -30,6 +30,7 @@ from o365_assets.graph.models import (
     STAMP_FIELDS,
     AnyAttachment,
     DeltaPage,
+    ItemBody,
     MailboxAccess,
     MailFolder,
     Message,
@@ -104,6 +105,11 @@ def segment(value: str) -> str:
     """A path segment: an id or address percent-encoded, except for the `@` and `=` that
     addresses and base64 ids carry and a path segment allows as they are."""
     return quote(value, safe="@=")
+
+
+def odata_string(value: str) -> str:
+    """A string literal for `$filter`: quoted, with its own quotes doubled."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 def odata_time(moment: datetime.datetime) -> str:
@@ -215,14 +221,14 @@ class GraphClient:
             raise
 
     def _child_by_name(self, url: str, name: str, mailbox: str) -> MailFolder | None:
-        # Folders are few: list them and match the name here, in any letter case, rather
-        # than lean on `$filter` support for folder collections.
-        params = {"$select": ",".join(FOLDER_FIELDS), "$top": "250"}
-        for index, item in enumerate(self._paged(url, mailbox, params, "list folders")):
-            folder = parse_model(MailFolder, item, f"mail folder {index}")
-            if folder.display_name.lower() == name.lower():
-                return folder
-        return None
+        # Graph compares the name in any letter case; siblings never share a name.
+        params = {
+            "$select": ",".join(FOLDER_FIELDS),
+            "$filter": f"displayName eq {odata_string(name)}",
+        }
+        body = self._get_json(url, mailbox, params=params, what="find folder")
+        found = _values(body, "find folder")
+        return parse_model(MailFolder, found[0], "mail folder") if found else None
 
     # -- messages ----------------------------------------------------------------------------
 
@@ -360,6 +366,17 @@ class GraphClient:
         ]
         return NewMail(messages=stamps, more=bool(body.get("@odata.nextLink")))
 
+    def message_body(self, mailbox: str | None, message_id: str) -> ItemBody | None:
+        """One request: a message's body as Graph holds it (HTML for HTML mail, whose `cid:`
+        references name inline images), or None when the message has no body."""
+        mailbox = mailbox or self.settings.mailbox
+        url = f"{self._mailbox_url(mailbox)}/messages/{segment(message_id)}"
+        body = self._get_json(url, mailbox, params={"$select": "body"}, what="read message body")
+        found = body.get("body")
+        if found is None:
+            return None
+        return parse_model(ItemBody, found, f"body of message {message_id}")
+
     # -- attachments -------------------------------------------------------------------------
 
     def list_attachments(
@@ -400,22 +417,30 @@ class GraphClient:
                     for index, item in enumerate(items)
                 ]
 
+        # A reference attachment has no contentBytes, so reading it whole is cheap.
         for message_id, attachments in found.items():
             found[message_id] = [
-                self._with_source(mailbox, message_id, a)
+                self.get_attachment(mailbox, message_id, a.id)
                 if isinstance(a, ReferenceAttachment) and a.source_url is None
                 else a
                 for a in attachments
             ]
         return found
 
-    def _with_source(
-        self, mailbox: str, message_id: str, attachment: ReferenceAttachment
+    def get_attachment(
+        self, mailbox: str | None, message_id: str, attachment_id: str
     ) -> AnyAttachment:
-        # A reference attachment has no contentBytes, so reading it whole is cheap.
-        url = self._attachment_url(mailbox, message_id, attachment.id)
-        body = self._get_json(url, mailbox, what="read reference attachment")
-        return parse_attachment(body, f"reference attachment of message {message_id}")
+        """One attachment read whole, with what listings cannot carry: `content_id` of a file
+        attachment (what an HTML body's `cid:` points at), `source_url` of a reference.
+
+        Graph puts a file's base64 `contentBytes` in this reply, so ask only for small files;
+        the bytes are dropped, never kept on the model (use `download_attachment` for them).
+        """
+        mailbox = mailbox or self.settings.mailbox
+        url = self._attachment_url(mailbox, message_id, attachment_id)
+        body = self._get_json(url, mailbox, what="read attachment")
+        body.pop("contentBytes", None)
+        return parse_attachment(body, f"attachment {attachment_id} of message {message_id}")
 
     def download_attachment(
         self,

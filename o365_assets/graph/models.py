@@ -45,6 +45,8 @@ class Recipient(GraphModel):
 
 
 class ItemBody(GraphModel):
+    """A message body: `content_type` is `html` or `text`."""
+
     content_type: str | None = Field(default=None, alias="contentType")
     content: str | None = None
 
@@ -70,8 +72,8 @@ class FileAttachment(_AttachmentBase):
     """A file; its bytes come from `$value` (never from base64 `contentBytes` in a listing)."""
 
     odata_type: Literal["#microsoft.graph.fileAttachment"] = Field(alias="@odata.type")
-    # TODO: listings never carry contentId (Graph refuses a derived type's property in the
-    # collection's $select), so telling inline images apart rests on isInline alone.
+    # Never in a listing (Graph refuses a derived type's property in a collection's
+    # $select): `GraphClient.get_attachment` reads it one attachment at a time.
     content_id: str | None = Field(default=None, alias="contentId")
 
     @property

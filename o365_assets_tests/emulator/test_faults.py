@@ -269,3 +269,86 @@ def test_bad_knobs_are_refused_and_counters_are_per_app(
     apps = control.stats()["apps"]
     assert apps[emu.info["client_id"]]["statuses"] == {"200": 1}
     assert apps[emu.info["unscoped_client_id"]]["statuses"] == {"403": 1}
+
+
+def _wait_for_no_request_in_flight(control: EmulatorControl) -> int:
+    """The emulator's count of requests in flight, once it reaches 0 or 10 s have passed."""
+    deadline = time.monotonic() + 10
+    while (in_flight := int(control.stats()["in_flight"])) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return in_flight
+
+
+def test_slots_come_back_after_a_drop_and_after_clients_that_leave(
+    make_emulator: Any,
+) -> None:
+    emu = make_emulator(mail={"messages": 5, "large_attachment_bytes": 0})
+    with EmulatorControl(emu.info) as control, Graph(emu) as graph:
+        added = control.add_message(
+            subject="large", attachments=[EmulatorControl.generated("large", "big.csv", 32 << 20)]
+        )
+        [record] = added["attachments"]
+        value = f"{graph.mailbox}/messages/{added['id']}/attachments/{record['attachment_id']}"
+
+        control.set_faults(drop_rate=1.0)
+        with pytest.raises((requests.exceptions.ChunkedEncodingError, requests.ConnectionError)):
+            graph.get(f"{graph.mailbox}/messages", params={"$top": "5"})
+        control.set_faults(drop_rate=0.0)
+        after_drop = _wait_for_no_request_in_flight(control)
+
+        with Graph(emu) as leaving:
+            response = leaving.get(f"{value}/$value", stream=True)
+            assert response.status_code == 200
+            assert next(response.iter_content(1024))
+            while_streaming = control.stats()["in_flight"]
+            response.close()
+        after_leaving_mid_body = _wait_for_no_request_in_flight(control)
+
+        control.set_faults(latency_ms=300)
+        with Graph(emu) as impatient, pytest.raises(requests.exceptions.ReadTimeout):
+            impatient.session.get(f"{impatient.root}{value}/$value", timeout=(10, 0.05))
+        after_leaving_early = _wait_for_no_request_in_flight(control)
+        control.set_faults(latency_ms=0)
+
+        assert graph.sha256_of_value(f"{value}/$value") == record["sha256"]
+        dropped = control.stats()["totals"]["dropped"]
+
+    assert after_drop == 0
+    assert while_streaming == 1
+    assert after_leaving_mid_body == 0
+    assert after_leaving_early == 0
+    assert dropped == 1
+
+
+@pytest.mark.parametrize("knobs", [{}, {"bandwidth_bytes_per_s": 20_000}])
+def test_a_client_keeping_four_requests_in_flight_is_never_throttled(
+    emu: ThreadedEmulator, control: EmulatorControl, knobs: dict[str, Any]
+) -> None:
+    control.set_faults(**knobs)
+    record = next(r for r in control.records() if r["expected_type"] == "csv")
+    value = f"/messages/{record['message_id']}/attachments/{record['attachment_id']}/$value"
+    outcomes: list[tuple[int, str]] = []
+
+    def one_after_another(pair: tuple[Graph, Graph]) -> None:
+        # Turn about on two connections, as a pooled client does: the next request may come
+        # on one connection before the server has wound up the reply on the other.
+        for n in range(40):
+            client = pair[n % 2]
+            with client.get(f"{client.mailbox}{value}", stream=True) as response:
+                # The reply is over for the client once it holds the last byte.
+                digest = hashlib.sha256(response.content).hexdigest()
+                outcomes.append((response.status_code, digest))
+
+    pairs = [(Graph(emu), Graph(emu)) for _ in range(4)]
+    threads = [threading.Thread(target=one_after_another, args=(pair,)) for pair in pairs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for pair in pairs:
+        for client in pair:
+            client.close()
+
+    assert control.faults()["concurrency_limit"] == 4
+    assert outcomes == [(200, record["sha256"])] * 160
+    assert _app_stats(control, emu)["throttled"] == 0

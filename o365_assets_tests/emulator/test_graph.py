@@ -63,6 +63,27 @@ def test_folder_paging_and_select(graph: Graph) -> None:
     assert set(selected.json()["value"][0]) == {"id", "displayName"}
 
 
+def test_folders_filter_on_display_name_in_any_letter_case(graph: Graph) -> None:
+    path = f"{graph.mailbox}/mailFolders"
+
+    def names(url: str, clause: str) -> list[str]:
+        response = graph.get(url, params={"$filter": clause})
+        assert response.status_code == 200, response.text[:300]
+        return sorted(folder["displayName"] for folder in response.json()["value"])
+
+    assert names(path, "displayName eq 'sent items'") == ["Sent Items"]
+    assert names(f"{path}/inbox/childFolders", "displayName eq 'INVOICES'") == ["Invoices"]
+    assert names(path, "displayName eq 'Inbox' or displayName eq 'Archive'") == [
+        "Archive",
+        "Inbox",
+    ]
+    assert names(path, "displayName eq 'Bob''s reports'") == []
+    assert "Inbox" in names(path, "totalItemCount gt 0 and displayName ne 'Archive'")
+    assert "Inbox" not in names(path, "displayName ne 'inbox'")
+    for clause in ("noSuchProperty eq 'x'", "displayName eq 3", "totalItemCount gt 'x'"):
+        assert_graph_error(graph.get(path, params={"$filter": clause}), 400)
+
+
 def test_unknown_folder_is_404(graph: Graph) -> None:
     assert_graph_error(graph.get(f"{graph.mailbox}/mailFolders/nosuchfolder"), 404)
 

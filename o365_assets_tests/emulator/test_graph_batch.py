@@ -4,6 +4,7 @@ import base64
 import hashlib
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -110,6 +111,42 @@ def test_value_bodies_come_back_base64(graph: Graph, emulator: ThreadedEmulator)
     data = base64.b64decode(reply["body"])
     assert data.startswith(b"%PDF")
     assert hashlib.sha256(data).hexdigest() == record["sha256"]
+
+
+def test_item_paths_are_percent_decoded_as_over_plain_http(
+    graph: Graph, emulator: ThreadedEmulator
+) -> None:
+    with EmulatorControl(emulator.info) as control:
+        record = next(r for r in control.records() if r["depth"] == 0)
+    message_id = record["message_id"]
+    assert "=" in message_id
+    encoded = (
+        f"/users/{quote(emulator.info['mailbox'], safe='')}/messages/{quote(message_id, safe='')}"
+    )
+    assert "%3D" in encoded and "%40" in encoded
+    attachment = f"{encoded}/attachments/{quote(record['attachment_id'], safe='')}"
+
+    immutable = 'IdType="ImmutableId"'
+    plain = graph.get(f"{encoded}?$select=subject", prefer=immutable)
+    replies = _batch(
+        graph,
+        [
+            {
+                "id": "1",
+                "method": "GET",
+                "url": f"{encoded}?$select=subject",
+                "headers": {"Prefer": immutable},
+            },
+            {"id": "2", "method": "GET", "url": f"{attachment}?$select=name"},
+        ],
+    )
+
+    assert plain.status_code == 200, plain.text[:300]
+    assert replies["1"]["status"] == 200, replies["1"]["body"]
+    assert replies["1"]["body"]["id"] == plain.json()["id"] == message_id
+    assert replies["1"]["body"]["subject"] == record["subject"]
+    assert replies["2"]["status"] == 200, replies["2"]["body"]
+    assert replies["2"]["body"]["name"] == record["name"]
 
 
 def test_items_honour_their_own_headers(graph: Graph) -> None:

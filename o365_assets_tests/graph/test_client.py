@@ -14,6 +14,7 @@ from o365_assets.emulator.control import EmulatorControl
 from o365_assets.graph import (
     FileAttachment,
     GraphClient,
+    GraphError,
     GraphSettings,
     ItemAttachment,
     MailboxNotFound,
@@ -69,6 +70,33 @@ def test_folders_resolve_by_well_known_name_display_name_and_id(client: GraphCli
     assert client.resolve_folder(None, "Archive").id == archive.id
     with pytest.raises(MailboxNotFound, match="O365_FOLDERS"):
         client.resolve_folder(None, "No Such Folder")
+
+
+def test_folder_names_are_found_by_a_filtered_request_each(
+    make_emulator: Any, settings_for: SettingsFor
+) -> None:
+    emu = make_emulator()
+    store = emu.state.mail
+    with store.lock:
+        mailbox = store.mailbox(emu.info["mailbox"])
+        inbox_folder = mailbox.folder("inbox")
+        reports = mailbox.add_folder("Bob's Reports", mailbox.root())
+        nested = mailbox.add_folder("Q&A #1 + más", inbox_folder)
+
+    with GraphClient(settings_for(emu.info)) as graph, EmulatorControl(emu.info) as control:
+        graph.credential.acquire_token()
+        control.reset_stats()
+        found = graph.resolve_folder(None, "bob's reports")
+        one = control.stats()["totals"]["requests"]
+        under_inbox = graph.resolve_folder(None, "Inbox/q&a #1 + MÁS")
+        sent = graph.resolve_folder(None, "Sent Items")
+        with pytest.raises(MailboxNotFound, match='no subfolder "Bob\'s"'):
+            graph.resolve_folder(None, "inbox/Bob's")
+
+    assert (found.id, found.display_name) == (reports.id, "Bob's Reports")
+    assert one == 1
+    assert under_inbox.id == nested.id and under_inbox.parent_folder_id == inbox_folder.id
+    assert sent.display_name == "Sent Items"
 
 
 def test_delta_lists_everything_then_only_changes(
@@ -252,6 +280,66 @@ def test_downloads_give_the_exact_bytes_and_references_are_refused(
         kinds.add(attachment.kind)
 
     assert kinds == {"file", "item", "reference"}
+
+
+def test_inline_images_are_told_by_the_cid_in_the_body(client: GraphClient, emulator: Any) -> None:
+    with EmulatorControl(emulator.info) as control:
+        records = control.records(emulator.info["mailbox"])
+        with_cid = [r for r in records if r["depth"] == 0 and r["content_id"]]
+        control.reset_stats()
+        record = with_cid[0]
+        body = client.message_body(None, record["message_id"])
+        attachment = client.get_attachment(None, record["message_id"], record["attachment_id"])
+        requests_made = control.stats()["totals"]["requests"]
+        others = [
+            client.get_attachment(None, r["message_id"], r["attachment_id"]) for r in with_cid[1:]
+        ]
+
+    assert {r["is_inline"] for r in with_cid} == {True, False}
+    assert requests_made == 2
+    assert body is not None and body.content_type == "html"
+    assert f'src="cid:{record["content_id"]}"' in (body.content or "")
+    assert isinstance(attachment, FileAttachment)
+    assert attachment.content_id == record["content_id"]
+    assert (attachment.name, attachment.size) == (record["name"], record["size"])
+    assert attachment.model_extra is not None and "contentBytes" not in attachment.model_extra
+    for other, source in zip(others, with_cid[1:], strict=True):
+        assert isinstance(other, FileAttachment)
+        assert other.content_id == source["content_id"]
+        assert other.is_inline == source["is_inline"]
+
+
+def test_a_single_attachment_of_each_kind_reads_whole(client: GraphClient, emulator: Any) -> None:
+    with EmulatorControl(emulator.info) as control:
+        records = control.records(emulator.info["mailbox"])
+    first = {r["kind"]: r for r in reversed(records) if r["depth"] == 0}
+
+    read = {
+        kind: client.get_attachment(None, r["message_id"], r["attachment_id"])
+        for kind, r in first.items()
+    }
+
+    assert isinstance(read["item"], ItemAttachment)
+    assert isinstance(read["reference"], ReferenceAttachment)
+    assert read["reference"].source_url
+    assert isinstance(read["file"], FileAttachment)
+    assert {kind: a.id for kind, a in read.items()} == {
+        kind: r["attachment_id"] for kind, r in first.items()
+    }
+
+
+def test_a_text_body_and_a_vanished_message(private: tuple[EmulatorControl, GraphClient]) -> None:
+    control, graph = private
+    plain = control.add_message(subject="plain", body="just text", body_type="text")
+    gone = control.add_message(subject="gone", body="<p>soon gone</p>")
+    control.remove_message(gone["id"])
+
+    body = graph.message_body(None, plain["id"])
+    with pytest.raises(GraphError) as caught:
+        graph.message_body(None, gone["id"])
+
+    assert body is not None and (body.content_type, body.content) == ("text", "just text")
+    assert caught.value.status == 404
 
 
 def test_an_attached_message_comes_as_mime(private: tuple[EmulatorControl, GraphClient]) -> None:
