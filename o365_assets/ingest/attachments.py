@@ -27,19 +27,23 @@ from o365_assets.graph.models import (
     ReferenceAttachment,
 )
 from o365_assets.selection import (
+    TYPES,
     ArchiveError,
     Candidate,
     Decision,
     Rules,
+    cid_references,
     decide,
     detect_type,
     is_signature_logo,
     iter_zip_members,
+    normalise_content_id,
     read_mime,
     read_tnef,
     screen,
 )
 from o365_assets.selection.mime import Part
+from o365_assets.selection.types import type_from_content_type, type_from_name
 from o365_assets.store import mail
 from o365_assets.store.files import FileStore, Received, StoreError
 from o365_assets.store.schema import FAILED, KEPT, QUARANTINED, SKIPPED
@@ -188,6 +192,11 @@ def _candidate(message: mail.MessageRow, attachment: AnyAttachment) -> Candidate
     )
 
 
+def _claims_image(candidate: Candidate) -> bool:
+    claimed = type_from_name(candidate.name) or type_from_content_type(candidate.content_type)
+    return claimed is not None and TYPES[claimed].family == "image"
+
+
 def rules_fingerprint(rules: Rules) -> str:
     """A short digest of the rules in force, stored with each decision."""
     return hashlib.sha256(rules.model_dump_json().encode()).hexdigest()[:16]
@@ -216,14 +225,19 @@ class _Collector:
         # Content hash -> stored path, for content stored once within this run.
         self.stored: dict[str, str] = {}
         self.rules_digest = rules_fingerprint(rules)
+        # Message id -> content ids its HTML body shows, read only when an image needs it.
+        self.bodies: dict[str, frozenset[str]] = {}
 
     def run(
         self, listed: Sequence[_Listed], previous: dict[tuple[str, str], mail.AttachmentRow]
     ) -> None:
+        self.listed: list[_Listed] = []
         screened: dict[tuple[str, str], Decision] = {}
         settled: dict[tuple[str, str], list[mail.AttachmentRow]] = {}
         to_fetch: list[_Listed] = []
         for item in listed:
+            item = self._with_cid_reference(item)
+            self.listed.append(item)
             decision = screen(item.candidate, self.rules)
             if decision is not None:
                 screened[item.key] = decision
@@ -239,7 +253,7 @@ class _Collector:
 
         fetched = self._fetch_all(to_fetch)
 
-        for item in listed:
+        for item in self.listed:
             if item.key in screened:
                 self._record_unread(item, screened[item.key])
             elif item.key in settled:
@@ -248,6 +262,37 @@ class _Collector:
                 self._judge_fetched(item, fetched[item.key], previous.get(item.key))
             else:
                 self._judge_held(item, previous[item.key])
+
+    def _with_cid_reference(self, item: _Listed) -> _Listed:
+        """Mark an image that the message body shows by `cid:` although Graph does not flag it
+        inline (some mail clients send signature logos so).
+
+        Listings carry no content ids, so this costs two small requests, and is asked only
+        for an image the rules would otherwise fetch.
+        """
+        attachment = item.attachment
+        if (
+            item.candidate.is_inline
+            or not isinstance(attachment, FileAttachment)
+            or not _claims_image(item.candidate)
+            or screen(item.candidate, self.rules) is not None
+        ):
+            return item
+        content_id = attachment.content_id
+        if content_id is None:
+            full = self.client.get_attachment(self.mailbox, item.message.id, attachment.id)
+            content_id = full.content_id if isinstance(full, FileAttachment) else None
+        if content_id is None:
+            return item
+        shown = normalise_content_id(content_id) in self._cid_references(item.message.id)
+        return replace(item, candidate=replace(item.candidate, cid_referenced=shown))
+
+    def _cid_references(self, message_id: str) -> frozenset[str]:
+        if message_id not in self.bodies:
+            body = self.client.message_body(self.mailbox, message_id)
+            html = body.content if body and (body.content_type or "").lower() == "html" else None
+            self.bodies[message_id] = cid_references(html)
+        return self.bodies[message_id]
 
     def _settled_rows(
         self,

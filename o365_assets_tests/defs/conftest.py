@@ -66,12 +66,17 @@ def graph_resource(info: dict[str, Any], data_dir: Path) -> GraphResource:
     )
 
 
-def build_pipeline(info: dict[str, Any], data_dir: Path, instance: dg.DagsterInstance) -> Pipeline:
+def build_pipeline(
+    info: dict[str, Any],
+    data_dir: Path,
+    instance: dg.DagsterInstance,
+    rules_path: Path | None = None,
+) -> Pipeline:
     resources: dict[str, Any] = {
         "graph": graph_resource(info, data_dir),
         "duckdb": MailDatabaseResource(database=str(data_dir / "o365.duckdb")),
         "files": FileStoreResource(data_dir=str(data_dir)),
-        "rules": RulesResource(),
+        "rules": RulesResource(path=str(rules_path) if rules_path else None),
     }
     defs = dg.Definitions(
         assets=[token, message_index, attachment_files, parsed_staging],

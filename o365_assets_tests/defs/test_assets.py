@@ -1,10 +1,14 @@
+import datetime
 import hashlib
+import os
 
 import dagster as dg
 
 from o365_assets.defs.assets import attachment_files
 from o365_assets.defs.partitions import received_date_partitions_def
+from o365_assets.emulator.control import EmulatorControl
 from o365_assets.store.schema import KEPT
+from o365_assets_tests.defs.conftest import build_pipeline
 
 IMAGE_TYPES = ("png", "jpg", "gif", "bmp", "tiff", "webp", "svg", "ico")
 
@@ -144,3 +148,32 @@ def _attachments_on(pipeline, key: str) -> int:
     return pipeline.query(
         "SELECT count(*) FROM mail.messages WHERE received_date = ? AND has_attachments", [key]
     )[0][0]
+
+
+def test_images_shown_in_the_body_stay_out_even_when_the_rules_keep_images(make_emulator, tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("keep_types: [csv, png]\n")
+    emu = make_emulator(mail={"messages": 24, "days": 4, "large_attachment_bytes": 0})
+    photo = b"\x89PNG\r\n\x1a\n" + os.urandom(3000)
+    EmulatorControl(emu.info).add_message(
+        subject="Site photo",
+        received=datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=2),
+        attachments=[EmulatorControl.file("site.png", photo, "image/png")],
+    )
+
+    with dg.instance_for_test() as instance:
+        pipeline = build_pipeline(emu.info, tmp_path / "data", instance, rules)
+        assert pipeline.run("index_job").success
+        for key in pipeline.dates_with_mail():
+            assert pipeline.run("partition_job", key).success
+        rows = pipeline.query(
+            "SELECT name, is_inline, decision, reason FROM mail.attachments "
+            "WHERE detected_type = 'png' OR name LIKE '%.png'"
+        )
+        pipeline.control.close()
+
+    by_reason = {(name, reason) for name, _, _, reason in rows}
+    assert ("site.png", "type png allowed") in by_reason
+    assert ("logo.png", "image shown in the message body (cid:)") in by_reason
+    assert ("logo.png", "inline image") in by_reason
+    assert all(decision != KEPT for name, _, decision, _ in rows if name != "site.png")
