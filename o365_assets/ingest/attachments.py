@@ -42,7 +42,6 @@ from o365_assets.selection import (
     read_tnef,
     screen,
 )
-from o365_assets.selection.mime import Part
 from o365_assets.selection.types import type_from_content_type, type_from_name
 from o365_assets.store import mail
 from o365_assets.store.files import FileStore, Received, StoreError
@@ -91,6 +90,20 @@ class CollectReport:
 
 
 @dataclass(frozen=True)
+class _Subject:
+    """What a row of `mail.attachments` is about: an attachment Graph listed, or a file found
+    inside one (then `parent_id` names the container)."""
+
+    message: mail.MessageRow
+    attachment_id: str
+    parent_id: str | None
+    name: str | None
+    content_type: str | None
+    kind: str
+    is_inline: bool | None
+
+
+@dataclass(frozen=True)
 class _Listed:
     """One attachment as Graph listed it, with its message."""
 
@@ -101,6 +114,18 @@ class _Listed:
     @property
     def key(self) -> tuple[str, str]:
         return (self.message.id, self.attachment.id)
+
+    @property
+    def subject(self) -> _Subject:
+        return _Subject(
+            message=self.message,
+            attachment_id=self.attachment.id,
+            parent_id=None,
+            name=self.attachment.name,
+            content_type=self.attachment.content_type,
+            kind=self.candidate.kind,
+            is_inline=self.attachment.is_inline,
+        )
 
 
 @dataclass
@@ -344,7 +369,7 @@ class _Collector:
         candidate = replace(item.candidate, detected=detected, size=held.size)
         decision = self._decide(candidate, held.sha256, held.size or 0, item.message.id)
         path = held.path if decision.decision == KEPT else None
-        self._row(item, decision, sha256=held.sha256, size=held.size, path=path)
+        self._record(item.subject, decision, size=held.size, sha256=held.sha256, path=path)
         self.stored.setdefault(held.sha256, held.path)
         if decision.unpack:
             self._unpack(item.message, item.attachment.id, candidate, decision, held.path)
@@ -384,17 +409,15 @@ class _Collector:
         self, item: _Listed, fetched: _Fetched, held: mail.AttachmentRow | None
     ) -> None:
         if fetched.received is None:
-            self._row(item, Decision(FAILED, fetched.error or "download failed", None))
+            reason = fetched.error or "download failed"
+            self._record(item.subject, Decision(FAILED, reason, None), size=item.attachment.size)
             self.report.problems.append(
-                f"attachment {item.attachment.name!r} of message {item.message.id}: {fetched.error}"
+                f"attachment {item.attachment.name!r} of message {item.message.id}: {reason}"
             )
             return
-        received = fetched.received
         self.report.downloaded += 1
-
-        with self.store.open(received.path) as stream:
-            detected = detect_type(stream, item.attachment.name, item.attachment.content_type)
-        candidate = replace(item.candidate, detected=detected, size=received.size)
+        candidate = item.candidate
+        received = fetched.received
         if isinstance(item.attachment, FileAttachment) and received.size > item.attachment.size:
             # Graph's size counts the attachment item, so it is never below the content's.
             candidate = replace(
@@ -402,21 +425,30 @@ class _Collector:
                 problem=f"received {received.size} bytes, more than the {item.attachment.size} "
                 "Graph announced",
             )
-        decision = self._decide(candidate, received.sha256, received.size, item.message.id)
+        self._settle(item.subject, candidate, received, repair=held)
+
+    def _settle(
+        self,
+        subject: _Subject,
+        candidate: Candidate,
+        received: Received,
+        repair: mail.AttachmentRow | None = None,
+    ) -> None:
+        """Judge received bytes by their real type, store them if kept, record the decision,
+        and judge what they contain if they are a container."""
+        with self.store.open(received.path) as stream:
+            detected = detect_type(stream, subject.name, subject.content_type)
+        candidate = replace(candidate, detected=detected, size=received.size)
+        decision = self._decide(candidate, received.sha256, received.size, subject.message.id)
 
         path = None
         if decision.decision == KEPT:
-            path = self._keep(
-                received,
-                item.attachment.name,
-                item.candidate.kind,
-                key="/".join(item.key),
-                repair=held,
-            )
-        self._row(item, decision, sha256=received.sha256, size=received.size, path=path)
+            key = f"{subject.message.id}/{subject.attachment_id}"
+            path = self._keep(received, subject.name, subject.kind, key, repair)
+        self._record(subject, decision, size=received.size, sha256=received.sha256, path=path)
         if decision.unpack:
             source = path if path is not None else received.path
-            self._unpack(item.message, item.attachment.id, candidate, decision, source)
+            self._unpack(subject.message, subject.attachment_id, candidate, decision, source)
         if path is None:
             self.store.discard(received)
 
@@ -472,29 +504,29 @@ class _Collector:
         source_url = (
             item.attachment.source_url if isinstance(item.attachment, ReferenceAttachment) else None
         )
-        self._row(item, decision, size=item.attachment.size, source_url=source_url)
+        self._record(item.subject, decision, size=item.attachment.size, source_url=source_url)
 
-    def _row(
+    def _record(
         self,
-        item: _Listed,
+        subject: _Subject,
         decision: Decision,
         *,
+        size: int | None,
         sha256: str | None = None,
-        size: int | None = None,
         path: str | None = None,
         source_url: str | None = None,
     ) -> None:
         self.report.rows.append(
             mail.AttachmentRow(
-                message_id=item.message.id,
-                attachment_id=item.attachment.id,
-                parent_attachment_id=None,
-                name=item.attachment.name,
-                content_type=item.attachment.content_type,
+                message_id=subject.message.id,
+                attachment_id=subject.attachment_id,
+                parent_attachment_id=subject.parent_id,
+                name=subject.name,
+                content_type=subject.content_type,
                 detected_type=decision.detected_type,
-                size=size if size is not None else item.attachment.size,
-                kind=item.candidate.kind,
-                is_inline=item.attachment.is_inline,
+                size=size,
+                kind=subject.kind,
+                is_inline=subject.is_inline,
                 decision=decision.decision,
                 reason=decision.reason,
                 sha256=sha256,
@@ -528,28 +560,22 @@ class _Collector:
             tnef = read_tnef(data)
             parts = [(p, False) for p in tnef.attachments]
             if not parts and tnef.problems:
-                self._part_row(
-                    message,
-                    parent_id,
-                    f"{parent_id}/!",
-                    None,
-                    None,
-                    Decision(SKIPPED, tnef.problems[0], None),
-                    kind="tnef_part",
+                subject = _Subject(
+                    message, f"{parent_id}/!", parent_id, None, None, "tnef_part", None
                 )
+                self._record(subject, Decision(SKIPPED, tnef.problems[0], None), size=None)
         for index, (part, cid_referenced) in enumerate(parts):
-            child_id = f"{parent_id}/{index}"
-            child = parent.child_part(part, cid_referenced=cid_referenced)
-            self._judge_part(
-                message,
-                parent_id,
-                child_id,
-                child,
-                part.name,
-                part.content_type,
-                partial(iter, [part.data]),
-                part,
+            subject = _Subject(
+                message=message,
+                attachment_id=f"{parent_id}/{index}",
+                parent_id=parent_id,
+                name=part.name,
+                content_type=part.content_type,
+                kind=part.kind,
+                is_inline=part.is_inline,
             )
+            child = parent.child_part(part, cid_referenced=cid_referenced)
+            self._judge_part(subject, child, partial(iter, [part.data]))
 
     def _unpack_zip(
         self, message: mail.MessageRow, parent_id: str, parent: Candidate, path: str
@@ -557,134 +583,43 @@ class _Collector:
         with self.store.open(path) as stream:
             try:
                 for index, member in enumerate(iter_zip_members(stream, self.rules.archives)):
-                    child_id = f"{parent_id}/{index}"
+                    subject = _Subject(
+                        message,
+                        f"{parent_id}/{index}",
+                        parent_id,
+                        member.name,
+                        None,
+                        "zip_member",
+                        None,
+                    )
                     child = parent.child(
                         member.name, None, member.size, "zip_member", problem=member.problem
                     )
-                    self._judge_part(
-                        message,
-                        parent_id,
-                        child_id,
-                        child,
-                        member.name,
-                        None,
-                        member.chunks if not member.problem else None,
-                        None,
-                    )
+                    self._judge_part(subject, child, None if member.problem else member.chunks)
             except ArchiveError as exc:
                 # The archive itself is recorded already; what could not be read is said here.
-                self._part_row(
-                    message,
-                    parent_id,
-                    f"{parent_id}/!",
-                    None,
-                    None,
-                    Decision(QUARANTINED, f"archive could not be read whole: {exc}", None),
-                    kind="zip_member",
+                subject = _Subject(
+                    message, f"{parent_id}/!", parent_id, None, None, "zip_member", None
                 )
+                reason = f"archive could not be read whole: {exc}"
+                self._record(subject, Decision(QUARANTINED, reason, None), size=None)
 
     def _judge_part(
         self,
-        message: mail.MessageRow,
-        parent_id: str,
-        child_id: str,
+        subject: _Subject,
         child: Candidate,
-        name: str | None,
-        content_type: str | None,
         chunks: Callable[[], Iterator[bytes]] | None,
-        part: Part | None,
     ) -> None:
-        kind = child.kind
         decision = screen(child, self.rules)
         if decision is not None or chunks is None:
-            decision = decision or decide(child, self.rules)
-            self._part_row(
-                message,
-                parent_id,
-                child_id,
-                name,
-                content_type,
-                decision,
-                kind=kind,
-                size=child.size,
-            )
+            self._record(subject, decision or decide(child, self.rules), size=child.size)
             return
 
         try:
             received = self.store.receive(chunks(), max_size=int(self.rules.size_cap))
         except (ArchiveError, StoreError) as exc:
-            reason = f"could not be read: {exc}"
             status = QUARANTINED if isinstance(exc, ArchiveError) else FAILED
-            self._part_row(
-                message,
-                parent_id,
-                child_id,
-                name,
-                content_type,
-                Decision(status, reason, None),
-                kind=kind,
-                size=child.size,
-            )
+            decision = Decision(status, f"could not be read: {exc}", None)
+            self._record(subject, decision, size=child.size)
             return
-
-        with self.store.open(received.path) as stream:
-            detected = detect_type(stream, name, content_type)
-        candidate = replace(child, detected=detected, size=received.size)
-        decision = self._decide(candidate, received.sha256, received.size, message.id)
-        path = None
-        if decision.decision == KEPT:
-            path = self._keep(received, name, kind, key=f"{message.id}/{child_id}")
-        self._part_row(
-            message,
-            parent_id,
-            child_id,
-            name,
-            content_type,
-            decision,
-            kind=kind,
-            size=received.size,
-            sha256=received.sha256,
-            path=path,
-            is_inline=child.is_inline,
-        )
-        if decision.unpack:
-            self._unpack(message, child_id, candidate, decision, path or received.path)
-        if path is None:
-            self.store.discard(received)
-
-    def _part_row(
-        self,
-        message: mail.MessageRow,
-        parent_id: str,
-        child_id: str,
-        name: str | None,
-        content_type: str | None,
-        decision: Decision,
-        *,
-        kind: str,
-        size: int | None = None,
-        sha256: str | None = None,
-        path: str | None = None,
-        is_inline: bool | None = None,
-        source_url: str | None = None,
-    ) -> None:
-        self.report.rows.append(
-            mail.AttachmentRow(
-                message_id=message.id,
-                attachment_id=child_id,
-                parent_attachment_id=parent_id,
-                name=name,
-                content_type=content_type,
-                detected_type=decision.detected_type,
-                size=size,
-                kind=kind,
-                is_inline=is_inline,
-                decision=decision.decision,
-                reason=decision.reason,
-                sha256=sha256,
-                path=path,
-                source_url=source_url,
-                received_date=self.day,
-                rules_digest=self.rules_digest,
-            )
-        )
+        self._settle(subject, child, received)
