@@ -192,12 +192,8 @@ def build_state(config: EmulatorConfig) -> EmulatorState:
     )
 
 
-def _make_app_certificate(directory: Path) -> tuple[Path, bytes]:
-    """A self-signed certificate and key for the demo app's certificate credential.
-
-    Returns the path of a PEM holding key and certificate (what `O365_CLIENT_CERT_PATH` names)
-    and the certificate alone, which the tenant registers.
-    """
+def self_signed_certificate(common_name: str, days: int = 365) -> tuple[bytes, bytes]:
+    """A fresh RSA key and a self-signed certificate for it, both as PEM: `(key, cert)`."""
     import datetime
 
     from cryptography import x509
@@ -206,7 +202,7 @@ def _make_app_certificate(directory: Path) -> tuple[Path, bytes]:
     from cryptography.x509.oid import NameOID
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "o365-assets demo app")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -215,15 +211,24 @@ def _make_app_certificate(directory: Path) -> tuple[Path, bytes]:
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=365))
+        .not_valid_after(now + datetime.timedelta(days=days))
         .sign(key, hashes.SHA256())
     )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
     key_pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+    return key_pem, cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _make_app_certificate(directory: Path) -> tuple[Path, bytes]:
+    """A self-signed certificate and key for the demo app's certificate credential.
+
+    Returns the path of a PEM holding key and certificate (what `O365_CLIENT_CERT_PATH` names)
+    and the certificate alone, which the tenant registers.
+    """
+    key_pem, cert_pem = self_signed_certificate("o365-assets demo app")
     path = directory / "demo-app.pem"
     path.write_bytes(key_pem + cert_pem)
     path.chmod(0o600)

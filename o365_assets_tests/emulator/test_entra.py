@@ -4,7 +4,6 @@ Every scenario builds its own msal application: msal remembers HTTP error replie
 and a reused application would answer from that memory instead of asking the emulator.
 """
 
-import datetime
 import hashlib
 import threading
 import time
@@ -17,12 +16,11 @@ import msal
 import pytest
 import requests
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
 from o365_assets.emulator import ThreadedEmulator, entra_grants
 from o365_assets.emulator.entra_browser import EmulatorBrowser
+from o365_assets.emulator.state import self_signed_certificate
 
 GRAPH_DEFAULT = "https://graph.microsoft.com/.default"
 MAIL_SHARED = "https://graph.microsoft.com/Mail.Read.Shared"
@@ -106,25 +104,8 @@ def refresh_token_in(app: msal.ClientApplication) -> str:
 
 def make_certificate() -> tuple[str, str]:
     """A key and self-signed certificate that the tenant never registered."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "stranger")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    return key_pem, cert.public_bytes(serialization.Encoding.PEM).decode()
+    key_pem, cert_pem = self_signed_certificate("stranger", days=30)
+    return key_pem.decode(), cert_pem.decode()
 
 
 # -- app-only: client credentials -------------------------------------------------------------
