@@ -111,7 +111,7 @@ def _fill(summary: RunSummary, database: Path, directory: Path) -> None:
             ).fetchall()
         ]
         tables = con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'staging' ORDER BY 1"
+            "SELECT view_name FROM duckdb_views() WHERE schema_name = 'staging' ORDER BY 1"
         ).fetchall()
         for (table,) in tables:
             counted = con.execute(f"SELECT count(*) FROM {qualified_staging_table(table)}")

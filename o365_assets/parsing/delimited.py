@@ -1,19 +1,19 @@
 """Delimited text (CSV, TSV and the like), read by DuckDB's own CSV reader.
 
 The file never passes through Python row by row, and it is read once in the common case:
-parsing only sniffs the dialect and the column types, and the staging transaction then inserts
-straight from DuckDB's ``read_csv`` into the target table. What DuckDB cannot read cleanly is
-handled rather than dropped:
+parsing only sniffs the dialect and the column types, and the staging transaction then reads
+it with DuckDB's ``read_csv`` into a scratch table and moves the rows into the target table.
+What DuckDB cannot read cleanly is handled rather than dropped:
 
 - encodings other than UTF-8 are transcoded to a UTF-8 copy first, in chunks;
 - ragged rows (fewer or more fields than the header) are kept: short rows are padded with
   NULLs and extra fields land in extra ``column_<n>`` columns, and their count is reported;
 - a column whose later values do not fit the sniffed type is read as VARCHAR.
 
-The reader records rejected rows in a table of its own; when a read had any, this file's rows
-are deleted again and the file is read once more with the dialect widened. Rows DuckDB still
-rejects after that (a broken quote, an over-long line) are counted and reported as warnings
-with their line numbers.
+The reader records rejected rows in a table of its own; when a read had any, the file is read
+once more with the dialect widened, before any of its rows reach the target table. Rows DuckDB
+still rejects after that (a broken quote, an over-long line) are counted and reported as
+warnings with their line numbers.
 """
 
 import logging

@@ -49,10 +49,11 @@ def new_scratch_name() -> str:
 
 
 class DeferredReader(Protocol):
-    """A file read straight into its staging table during the staging transaction.
+    """A file read during the staging transaction rather than while parsing.
 
-    Parsing only prepares the read; staging asks for the ``FROM`` source, inserts, and asks
-    `review` whether the rows fit or the file must be read again with `columns` changed.
+    Parsing only prepares the read; staging asks for the ``FROM`` source, reads it into a
+    scratch table, and asks `review` whether the rows fit or the file must be read again with
+    `columns` changed.
     """
 
     warnings: list[str]
@@ -76,7 +77,7 @@ class DeferredReader(Protocol):
 @dataclass
 class ScratchTable:
     """A file's parsed rows in a temporary table, waiting to be moved into staging; or, when
-    `reader` is set, the plan to read the file during the staging transaction (no table).
+    `reader` is set, the plan to read the file into that table during the staging transaction.
 
     `columns` are the data columns as (safe name, DuckDB type), in order. When
     `has_position_columns` is set the table also carries ``_sheet`` and ``_row_number``;

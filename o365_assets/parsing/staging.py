@@ -3,12 +3,20 @@
 Work happens in two phases so that one bad file never spoils the others:
 
 1. Each file is parsed on its own into a temporary scratch table; delimited text is only
-   sniffed, to be read once, straight into its table, in phase two. A file that cannot be
-   read is quarantined (corrupt, encrypted, unsafe) or failed (anything else), with the reason.
+   sniffed here, and read into its scratch table in phase two, where the types of the table
+   it joins are known. A file that cannot be read is quarantined (corrupt, encrypted, unsafe)
+   or failed (anything else), with the reason.
 2. One transaction deletes the partition's earlier rows from every staging table and from
-   ``mail.parse_log``, evolves the tables' columns, inserts each file's rows with lineage and
-   writes the parse log. Staging a partition again therefore replaces it exactly. Should one
+   ``mail.parse_log``, evolves the tables' columns, inserts each file's rows under a new file
+   key and writes the parse log. Staging a partition again therefore replaces it exactly. Should one
    file's rows still fail to insert, the transaction is rolled back and run again without it.
+
+Where the rows live: each staging table ``staging.<name>`` is a view over
+``staging_rows.<name>``, which stores the file's columns beside a few per-row ones (the file's
+key, received date, sheet, row number), and ``mail.parse_log``, which holds the rest of the
+lineage once per file (message and attachment id, sha256, source name, parser, load time).
+Reading the view, every row carries its whole lineage; writing it, a file's long constant ids
+are not copied into each of its rows, which would cost DuckDB more than reading the file.
 
 Schema drift: a column new to a table is added, a column a file lacks is NULL in its rows, and
 a column whose type differs widens (BIGINT and DOUBLE to DOUBLE, DATE and TIMESTAMP to
@@ -45,6 +53,7 @@ from o365_assets.store.schema import ensure_schema
 logger = logging.getLogger(__name__)
 
 STAGING_SCHEMA = "staging"
+ROWS_SCHEMA = "staging_rows"
 
 STAGED = "staged"
 FAILED = "failed"
@@ -63,6 +72,28 @@ LINEAGE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("_parser_version", "VARCHAR"),
     ("_loaded_at", "TIMESTAMPTZ"),
 )
+
+# What a row stores itself in staging_rows.<table>; `_file` is its file's mail.parse_log.file_id.
+ROW_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("_file", "BIGINT"),
+    ("_received_date", "DATE"),
+    ("_sheet", "VARCHAR"),
+    ("_row_number", "BIGINT"),
+)
+
+# How the view finds each lineage column: in the row itself (r) or its file's log row (f).
+_LINEAGE_SOURCES = {
+    "_message_id": "f.message_id",
+    "_attachment_id": "f.attachment_id",
+    "_sha256": "f.sha256",
+    "_received_date": "r._received_date",
+    "_source_name": "f.source_name",
+    "_sheet": "r._sheet",
+    "_row_number": "r._row_number",
+    "_parser": "f.parser",
+    "_parser_version": "f.parser_version",
+    "_loaded_at": "f.parsed_at",
+}
 
 # Where an unrouted tabular file whose name reduces to "documents" goes instead.
 _TABULAR_DOCUMENTS_TABLE = "documents_data"
@@ -147,6 +178,7 @@ class _Work:
     scratch: ScratchTable | None = None
     rows: int = 0
     error: str | None = None
+    file_id: int | None = None
 
 
 class _FileInsertError(Exception):
@@ -331,7 +363,7 @@ def _commit(
             for item in work:
                 if item.status == STAGED and item.scratch is not None and item.table:
                     try:
-                        item.rows = _insert(con, item, loaded_at, changes)
+                        item.rows = _insert(con, item, changes)
                     except Exception as error:
                         raise _FileInsertError(item, error) from error
                     if item.scratch.columns:
@@ -360,12 +392,12 @@ def qualified_name(table: str) -> str:
 def _delete_partition(con: duckdb.DuckDBPyConnection, received_date: datetime.date) -> None:
     tables = con.execute(
         "SELECT table_name FROM duckdb_columns() WHERE database_name = current_database() "
-        "AND schema_name = $1 AND column_name = '_received_date'",
-        [STAGING_SCHEMA],
+        "AND schema_name = $1 AND column_name = '_file'",
+        [ROWS_SCHEMA],
     ).fetchall()
     for (table,) in tables:
         con.execute(
-            f"DELETE FROM {_in_database(con, STAGING_SCHEMA, table)} WHERE _received_date = $1",
+            f"DELETE FROM {_in_database(con, ROWS_SCHEMA, table)} WHERE _received_date = $1",
             [received_date],
         )
     con.execute(
@@ -374,60 +406,50 @@ def _delete_partition(con: duckdb.DuckDBPyConnection, received_date: datetime.da
     )
 
 
-def _insert(
-    con: duckdb.DuckDBPyConnection,
-    item: _Work,
-    loaded_at: datetime.datetime,
-    changes: list[SchemaChange],
-) -> int:
-    """Evolve the target table for the file's columns, then insert its rows with lineage."""
+def _insert(con: duckdb.DuckDBPyConnection, item: _Work, changes: list[SchemaChange]) -> int:
+    """Evolve the target table for the file's columns, then insert its rows under a new file key."""
     scratch = item.scratch
     assert scratch is not None
     if not scratch.columns:
         return 0
+
+    item.file_id = _next_file_id(con)
     if scratch.reader is not None:
-        return _insert_read(con, item, scratch.reader, loaded_at, changes)
+        return _insert_read(con, item, scratch.reader, changes)
 
     target = _evolve_table(con, item, changes)
     if scratch.has_position_columns:
         position = ("s._sheet", "s._row_number")
     else:
         position = ("NULL", "s.rowid + 1")
-    return _insert_rows(
-        con, item, target, f"{_scratch_reference(scratch.name)} AS s", [], position, loaded_at
-    )
+    return _insert_rows(con, item, target, f"{_scratch_reference(scratch.name)} AS s", position)
 
 
 def _insert_read(
     con: duckdb.DuckDBPyConnection,
     item: _Work,
     reader: DeferredReader,
-    loaded_at: datetime.datetime,
     changes: list[SchemaChange],
 ) -> int:
-    """Insert a file straight from its reader, reading it again while the reader asks to."""
+    """Read a file into its scratch table, again while the reader asks to, then insert it.
+
+    Rows are numbered by their place in the scratch table: numbering them during the read
+    would make DuckDB read the file on one thread.
+    """
     scratch, table = item.scratch, item.table
     assert scratch is not None and table is not None
     base_warnings = list(scratch.warnings)
+    existing = _table_columns(con, table)
     while True:
-        existing = _table_columns(con, table)
         for column, type_name in reader.columns:
             current = existing.get(column)
             if type_name == VARCHAR and current and current != VARCHAR and is_simple_type(current):
                 reader.try_type(column, current)
-        scratch.columns = reader.columns
-        target = _evolve_table(con, item, changes)
-
-        source, parameters = reader.source(first_parameter=len(_LINEAGE_VALUES) + 1)
+        source, parameters = reader.source(first_parameter=1)
         try:
-            rows = _insert_rows(
-                con,
-                item,
-                target,
-                f"{source} AS s",
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {quote(scratch.name)} AS SELECT * FROM {source}",
                 parameters,
-                ("NULL", "row_number() OVER ()"),
-                loaded_at,
             )
         except duckdb.InvalidInputException as error:
             raise QuarantineError(
@@ -435,27 +457,27 @@ def _insert_read(
             ) from error
         if not reader.review():
             break
-        con.execute(
-            f"DELETE FROM {_in_database(con, STAGING_SCHEMA, table)} "
-            "WHERE _received_date = $1 AND _message_id = $2 AND _attachment_id = $3",
-            [item.source.received_date, item.source.message_id, item.source.attachment_id],
-        )
 
+    scratch.columns = reader.columns
     scratch.notes.update(reader.notes())
     scratch.warnings = list(dict.fromkeys(base_warnings + reader.warnings))
+    target = _evolve_table(con, item, changes)
+    reference = _scratch_reference(scratch.name)
+    # Inside a transaction a new table's row ids start at an offset, not at 0.
+    first = con.execute(f"SELECT coalesce(min(rowid), 0) FROM {reference}").fetchone()
+    assert first is not None
+    position = ("NULL", f"s.rowid - {int(first[0])} + 1")
+    rows = _insert_rows(con, item, target, f"{reference} AS s", position)
+    # The next file's scratch table may need the memory.
+    con.execute(f"DROP TABLE {reference}")
     return rows
 
 
-_LINEAGE_VALUES = (
-    "_message_id",
-    "_attachment_id",
-    "_sha256",
-    "_received_date",
-    "_source_name",
-    "_parser",
-    "_parser_version",
-    "_loaded_at",
-)
+def _next_file_id(con: duckdb.DuckDBPyConnection) -> int:
+    sequence = _in_database(con, "mail", "parse_log_file_id")
+    row = con.execute("SELECT nextval($1)", [sequence]).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def _insert_rows(
@@ -463,35 +485,27 @@ def _insert_rows(
     item: _Work,
     target: dict[str, str],
     source: str,
-    source_parameters: list[Any],
     position: tuple[str, str],
-    loaded_at: datetime.datetime,
 ) -> int:
-    """INSERT the rows of `source` (aliased ``s``) with lineage; returns how many."""
-    scratch, table, parser = item.scratch, item.table, item.parser
-    assert scratch is not None and table is not None and parser is not None
+    """INSERT the rows of `source` (aliased ``s``) with their file key; returns how many."""
+    scratch, table = item.scratch, item.table
+    assert scratch is not None and table is not None
     selected = [
         f"CAST(s.{quote(name)} AS {target[name]}) AS {quote(name)}"
         if is_simple_type(target[name])
         else f"s.{quote(name)}"
         for name, _ in scratch.columns
     ]
-    selected += [f"{position[0]} AS _sheet", f"{position[1]} AS _row_number"]
-    selected += [f"${number} AS {name}" for number, name in enumerate(_LINEAGE_VALUES, start=1)]
-    lineage = [
-        item.source.message_id,
-        item.source.attachment_id,
-        item.source.sha256,
-        item.source.received_date,
-        item.source.source_name,
-        parser.name,
-        parser.version,
-        loaded_at,
+    selected += [
+        "$1 AS _file",
+        "$2 AS _received_date",
+        f"{position[0]} AS _sheet",
+        f"{position[1]} AS _row_number",
     ]
     result = con.execute(
-        f"INSERT INTO {_in_database(con, STAGING_SCHEMA, table)} BY NAME "
+        f"INSERT INTO {_in_database(con, ROWS_SCHEMA, table)} BY NAME "
         f"SELECT {', '.join(selected)} FROM {source}",
-        lineage + source_parameters,
+        [item.file_id, item.source.received_date],
     ).fetchone()
     return int(result[0]) if result else 0
 
@@ -502,7 +516,7 @@ def _evolve_table(
     """Create or widen the target table so that it holds the file's columns; its types after."""
     scratch, table = item.scratch, item.table
     assert scratch is not None and table is not None
-    name = _in_database(con, STAGING_SCHEMA, table)
+    name = _in_database(con, ROWS_SCHEMA, table)
     existing = _table_columns(con, table)
 
     def record(column: str | None, change: str, old: str | None, new: str | None) -> None:
@@ -519,16 +533,18 @@ def _evolve_table(
         )
 
     if not existing:
-        columns = [*LINEAGE_COLUMNS, *scratch.columns]
+        columns = [*ROW_COLUMNS, *scratch.columns]
         _check_types(columns)
+        _refuse_foreign(con, table)
         definition = ", ".join(f"{quote(column)} {type_name}" for column, type_name in columns)
         con.execute(f"CREATE TABLE {name} ({definition})")
+        _create_view(con, table)
         record(None, "created", None, None)
         return {column: normalise(type_name) for column, type_name in columns}
 
-    if "_received_date" not in existing:
-        raise ValueError(f"table {qualified_name(table)} exists and is not a staging table")
-    for column, type_name in [*LINEAGE_COLUMNS, *scratch.columns]:
+    if "_file" not in existing:
+        raise ValueError(f"table {ROWS_SCHEMA}.{table} exists and is not a staging table")
+    for column, type_name in scratch.columns:
         _check_types([(column, type_name)])
         current = existing.get(column)
         if current is None:
@@ -548,13 +564,47 @@ def _evolve_table(
 
 
 def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    """Column types of the stored rows of staging table `table`; empty when it is new."""
     rows = con.execute(
         "SELECT column_name, data_type FROM duckdb_columns() "
         "WHERE database_name = current_database() AND schema_name = $1 AND table_name = $2 "
         "ORDER BY column_index",
-        [STAGING_SCHEMA, table],
+        [ROWS_SCHEMA, table],
     ).fetchall()
     return {str(column): normalise(str(type_name)) for column, type_name in rows}
+
+
+def _refuse_foreign(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Refuse to stage into a name that something other than staging holds already."""
+    row = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = $1 AND table_name = $2",
+        [STAGING_SCHEMA, table],
+    ).fetchone()
+    views = con.execute(
+        "SELECT count(*) FROM duckdb_views() WHERE database_name = current_database() "
+        "AND schema_name = $1 AND view_name = $2",
+        [STAGING_SCHEMA, table],
+    ).fetchone()
+    if (row and row[0]) or (views and views[0]):
+        raise ValueError(f"table {qualified_name(table)} exists and is not a staging table")
+
+
+def _create_view(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """``staging.<table>``: the stored rows with their whole lineage, lineage columns first.
+
+    The view names its tables without the database, so that it still works when the database
+    file is renamed or attached under another name. DuckDB binds ``r.*`` anew at each query,
+    so columns added or widened later show without recreating the view.
+    """
+    lineage = ", ".join(f"{_LINEAGE_SOURCES[name]} AS {name}" for name, _ in LINEAGE_COLUMNS)
+    stored = ", ".join(name for name, _ in ROW_COLUMNS)
+    con.execute(
+        f"CREATE VIEW {_in_database(con, STAGING_SCHEMA, table)} AS "
+        f"SELECT {lineage}, r.* EXCLUDE ({stored}) "
+        f"FROM {qualified(ROWS_SCHEMA, table)} AS r "
+        "JOIN mail.parse_log AS f ON f.file_id = r._file"
+    )
 
 
 def _all_null_text(
@@ -604,6 +654,7 @@ def _write_parse_log(
         ("parsed_at", "TIMESTAMPTZ"),
         ("route", "VARCHAR"),
         ("notes", "VARCHAR"),
+        ("file_id", "BIGINT"),
     ]
     values: list[list[Any]] = [
         [outcome.message_id for outcome in outcomes],
@@ -621,6 +672,7 @@ def _write_parse_log(
         [parsed_at] * len(work),
         [outcome.route for outcome in outcomes],
         [_notes_json(outcome) for outcome in outcomes],
+        [item.file_id if item.status == STAGED else None for item in work],
     ]
     insert_columns(con, _in_database(con, "mail", "parse_log"), columns, values)
 

@@ -10,6 +10,7 @@ import duckdb
 SCHEMA_DDL = """
 CREATE SCHEMA IF NOT EXISTS mail;
 CREATE SCHEMA IF NOT EXISTS staging;
+CREATE SCHEMA IF NOT EXISTS staging_rows;
 
 CREATE TABLE IF NOT EXISTS mail.messages (
     id VARCHAR NOT NULL,
@@ -68,8 +69,11 @@ CREATE TABLE IF NOT EXISTS mail.parse_log (
     error VARCHAR,
     parsed_at TIMESTAMPTZ NOT NULL,
     route VARCHAR,
-    notes VARCHAR
+    notes VARCHAR,
+    -- The key of this file's rows in the staging_rows tables; NULL when nothing was staged.
+    file_id BIGINT
 );
+CREATE SEQUENCE IF NOT EXISTS mail.parse_log_file_id;
 """
 
 # Decisions a row of mail.attachments can carry.

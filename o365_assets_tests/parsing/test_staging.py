@@ -262,3 +262,57 @@ def test_a_database_file_named_like_a_schema(tmp_path: Path) -> None:
         assert con.execute('SELECT a FROM "staging"."staging"."a"').fetchall() == [(1,)]
     finally:
         con.close()
+
+
+def test_lineage_is_stored_once_per_file_and_read_through_the_view(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection, stage: Stage
+) -> None:
+    csv, workbook, _ = _mixed_partition(tmp_path)
+    sources = [make_source(csv, "csv"), make_source(workbook, "xlsx")]
+
+    stage(*sources)
+
+    stored = rows(
+        con,
+        "SELECT column_name FROM duckdb_columns() "
+        "WHERE schema_name = 'staging_rows' AND table_name = 'sales' ORDER BY column_index",
+    )
+    row_columns = ["_file", "_received_date", "_sheet", "_row_number"]
+    assert [name for (name,) in stored] == [*row_columns, "id", "amount"]
+    keys = rows(con, "SELECT attachment_id, file_id FROM mail.parse_log ORDER BY attachment_id")
+    assert len({key for _, key in keys}) == 2
+    for attachment_id, file_id in keys:
+        table = "sales" if attachment_id == sources[0].attachment_id else "stock"
+        assert rows(con, f"SELECT DISTINCT _file FROM staging_rows.{table}") == [(file_id,)]
+
+    # The views name no database: a renamed copy of the file, attached under another name,
+    # reads the same rows with the same lineage.
+    con.execute("CHECKPOINT")
+    copy = tmp_path / "renamed copy.duckdb"
+    copy.write_bytes((tmp_path / "o365.duckdb").read_bytes())
+    con.execute(f"ATTACH '{copy}' AS elsewhere (READ_ONLY)")
+    query = "SELECT _attachment_id, _row_number, amount FROM {}.staging.sales ORDER BY 2"
+    assert rows(con, query.format("elsewhere")) == rows(con, query.format("o365"))
+    assert rows(con, query.format("elsewhere")) == [
+        (sources[0].attachment_id, 1, 10),
+        (sources[0].attachment_id, 2, 20),
+    ]
+
+
+def test_row_numbers_follow_the_file_when_it_is_read_in_parallel(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection, stage: Stage
+) -> None:
+    path = tmp_path / "ledger.csv"
+    # Large enough for DuckDB to split the read between threads.
+    duckdb.execute(
+        f"COPY (SELECT i AS id, 'entry number ' || i AS label FROM range(1500000) r(i)) "
+        f"TO '{path}' (HEADER)"
+    )
+    con.execute("SET threads = 4")
+
+    report = stage(make_source(path, "csv"))
+
+    assert report.files[0].rows == 1_500_000
+    assert rows(
+        con, "SELECT count(*), count(*) FILTER (WHERE _row_number <> id + 1) FROM staging.ledger"
+    ) == [(1_500_000, 0)]
