@@ -201,6 +201,7 @@ def stage_partition(
     are read from their stored `path` only; nothing goes to the network.
     """
     ensure_schema(con)
+    _move_lineage_out_of_rows(con)
     loaded_at = datetime.datetime.now(datetime.UTC)
     work: list[_Work] = []
     try:
@@ -572,6 +573,59 @@ def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]
         [ROWS_SCHEMA, table],
     ).fetchall()
     return {str(column): normalise(str(type_name)) for column, type_name in rows}
+
+
+def _move_lineage_out_of_rows(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring staging tables of the earlier layout, lineage copied into every row, to this one.
+
+    Their rows move to ``staging_rows`` keyed to their file's ``mail.parse_log`` row, and a
+    view takes the table's place, so queries of ``staging.<table>`` read the same rows.
+    """
+    old_tables = con.execute(
+        "SELECT c.table_name FROM duckdb_columns() c JOIN duckdb_tables() t "
+        "USING (database_name, schema_name, table_name) "
+        "WHERE c.database_name = current_database() AND c.schema_name = $1 "
+        "AND c.column_name = '_message_id' ORDER BY 1",
+        [STAGING_SCHEMA],
+    ).fetchall()
+    for (table,) in old_tables:
+        logger.info("moving the lineage of %s into mail.parse_log", qualified_name(table))
+        old = _in_database(con, STAGING_SCHEMA, table)
+        log = _in_database(con, "mail", "parse_log")
+        lineage = ", ".join(name for name, _ in LINEAGE_COLUMNS)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(
+                f"UPDATE {log} SET file_id = nextval($1) "
+                "WHERE file_id IS NULL AND staging_table = $2",
+                [_in_database(con, "mail", "parse_log_file_id"), qualified_name(table)],
+            )
+            con.execute(
+                f"CREATE TABLE {_in_database(con, ROWS_SCHEMA, table)} AS "
+                "SELECT f.file_id AS _file, t._received_date, t._sheet, t._row_number, "
+                f"t.* EXCLUDE ({lineage}) FROM {old} AS t JOIN {log} AS f "
+                "ON f.staging_table = $1 AND f.message_id = t._message_id "
+                "AND f.attachment_id = t._attachment_id AND f.received_date = t._received_date",
+                [qualified_name(table)],
+            )
+            _require_same_count(con, old, _in_database(con, ROWS_SCHEMA, table))
+            con.execute(f"DROP TABLE {old}")
+            _create_view(con, table)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+
+def _require_same_count(con: duckdb.DuckDBPyConnection, old: str, new: str) -> None:
+    counts = con.execute(f"SELECT (SELECT count(*) FROM {old}), (SELECT count(*) FROM {new})")
+    row = counts.fetchone()
+    assert row is not None
+    if row[0] != row[1]:
+        raise ValueError(
+            f"{old}: {row[0] - row[1]} of {row[0]} rows have no file in mail.parse_log; "
+            "the table is left as it is"
+        )
 
 
 def _refuse_foreign(con: duckdb.DuckDBPyConnection, table: str) -> None:

@@ -84,6 +84,12 @@ FAILED = "failed"
 DECISIONS = (KEPT, SKIPPED, QUARANTINED, FAILED)
 
 
+# Columns added since the tables were first made, for databases made before them.
+_ADDED_COLUMNS = ("ALTER TABLE mail.parse_log ADD COLUMN IF NOT EXISTS file_id BIGINT;",)
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the schemas and tables the pipeline writes, if they are missing."""
     con.execute(SCHEMA_DDL)
+    for statement in _ADDED_COLUMNS:
+        con.execute(statement)

@@ -316,3 +316,49 @@ def test_row_numbers_follow_the_file_when_it_is_read_in_parallel(
     assert rows(
         con, "SELECT count(*), count(*) FILTER (WHERE _row_number <> id + 1) FROM staging.ledger"
     ) == [(1_500_000, 0)]
+
+
+def test_a_table_of_the_earlier_layout_is_moved_without_losing_a_row(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection, stage: Stage
+) -> None:
+    # A database staged before lineage moved out of the rows: no parse_log.file_id, and
+    # staging.sales a table whose every row carries the ten lineage columns.
+    earlier = DAY - datetime.timedelta(days=1)
+    con.execute("CREATE SCHEMA mail; CREATE SCHEMA staging")
+    con.execute(
+        "CREATE TABLE mail.parse_log (message_id VARCHAR NOT NULL, attachment_id VARCHAR "
+        "NOT NULL, sha256 VARCHAR, received_date DATE, source_name VARCHAR, detected_type "
+        "VARCHAR, parser VARCHAR, parser_version VARCHAR, status VARCHAR NOT NULL, "
+        "staging_table VARCHAR, rows BIGINT, error VARCHAR, parsed_at TIMESTAMPTZ NOT NULL, "
+        "route VARCHAR, notes VARCHAR)"
+    )
+    loaded = datetime.datetime(2026, 11, 30, 8, 0, tzinfo=datetime.UTC)
+    con.execute(
+        "INSERT INTO mail.parse_log VALUES ('m0', 'a0', 'cafe', $1, 'Sales old.csv', 'csv', "
+        "'duckdb_csv', '1.0', 'staged', 'staging.sales', 2, NULL, $2, NULL, NULL)",
+        [earlier, loaded],
+    )
+    lineage = ", ".join(f"{name} {type_name}" for name, type_name in LINEAGE_COLUMNS)
+    con.execute(f"CREATE TABLE staging.sales ({lineage}, id BIGINT, amount BIGINT)")
+    con.execute(
+        "INSERT INTO staging.sales VALUES "
+        "('m0', 'a0', 'cafe', $1, 'Sales old.csv', NULL, 1, 'duckdb_csv', '1.0', $2, 7, 70), "
+        "('m0', 'a0', 'cafe', $1, 'Sales old.csv', NULL, 2, 'duckdb_csv', '1.0', $2, 8, 80)",
+        [earlier, loaded],
+    )
+    csv, _, _ = _mixed_partition(tmp_path)
+
+    stage(make_source(csv, "csv"))
+
+    assert rows(
+        con,
+        "SELECT _message_id, _sha256, _received_date, _row_number, _loaded_at, id, amount "
+        "FROM staging.sales WHERE _message_id = 'm0' ORDER BY _row_number",
+    ) == [
+        ("m0", "cafe", earlier, 1, loaded, 7, 70),
+        ("m0", "cafe", earlier, 2, loaded, 8, 80),
+    ]
+    assert rows(con, "SELECT count(*) FROM staging.sales") == [(4,)]
+    assert rows(
+        con, "SELECT table_type FROM information_schema.tables WHERE table_schema = 'staging'"
+    ) == [("VIEW",)]
