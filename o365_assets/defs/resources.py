@@ -5,11 +5,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import duckdb
-from dagster_duckdb import DuckDBResource
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 if TYPE_CHECKING:
+    import duckdb
+
     from o365_assets.graph import GraphClient, GraphSettings
     from o365_assets.selection import Rules
     from o365_assets.store.files import FileStore
@@ -81,15 +81,29 @@ class GraphResource(dg.ConfigurableResource):
         return {name: value for name, value in values.items() if value}
 
 
-class MailDatabaseResource(DuckDBResource):
+class MailDatabaseResource(dg.ConfigurableResource):
     """The project's DuckDB file; its folder is made on first use, and every connection is
-    closed when its block ends."""
+    closed when its block ends.
+
+    Connections come from dagster-duckdb's resource, which retries while another process
+    holds the file's lock. It is imported when a connection is first asked for: DuckDB takes
+    longer to import than the rest of this project, and loading the code location needs
+    neither.
+    """
+
+    database: str = Field(description="Path of the DuckDB file, or :memory:.")
+    connection_config: dict[str, Any] = Field(
+        default_factory=dict, description="DuckDB settings for each connection."
+    )
 
     @contextmanager
-    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def get_connection(self) -> Iterator["duckdb.DuckDBPyConnection"]:
+        from dagster_duckdb import DuckDBResource
+
         if self.database != ":memory:":
             Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        with super().get_connection() as con:
+        resource = DuckDBResource(database=self.database, connection_config=self.connection_config)
+        with resource.get_connection() as con:
             yield con
 
 

@@ -5,7 +5,11 @@ one transaction, which DuckDB's constraint checking handles badly, and uniquenes
 asset checks instead.
 """
 
-import duckdb
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    # Only for annotations: the code location imports this module, and DuckDB only when used.
+    import duckdb
 
 SCHEMA_DDL = """
 CREATE SCHEMA IF NOT EXISTS mail;
@@ -88,7 +92,7 @@ DECISIONS = (KEPT, SKIPPED, QUARANTINED, FAILED)
 _ADDED_COLUMNS = ("ALTER TABLE mail.parse_log ADD COLUMN IF NOT EXISTS file_id BIGINT;",)
 
 
-def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_schema(con: "duckdb.DuckDBPyConnection") -> None:
     """Create the schemas and tables the pipeline writes, if they are missing."""
     con.execute(SCHEMA_DDL)
     for statement in _ADDED_COLUMNS:
