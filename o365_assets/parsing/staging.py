@@ -631,16 +631,11 @@ def _require_same_count(con: duckdb.DuckDBPyConnection, old: str, new: str) -> N
 def _refuse_foreign(con: duckdb.DuckDBPyConnection, table: str) -> None:
     """Refuse to stage into a name that something other than staging holds already."""
     row = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-        "AND schema_name = $1 AND table_name = $2",
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_catalog = current_database() AND table_schema = $1 AND table_name = $2",
         [STAGING_SCHEMA, table],
     ).fetchone()
-    views = con.execute(
-        "SELECT count(*) FROM duckdb_views() WHERE database_name = current_database() "
-        "AND schema_name = $1 AND view_name = $2",
-        [STAGING_SCHEMA, table],
-    ).fetchone()
-    if (row and row[0]) or (views and views[0]):
+    if row and row[0]:
         raise ValueError(f"table {qualified_name(table)} exists and is not a staging table")
 
 
